@@ -1,0 +1,74 @@
+package kipass
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+)
+
+// AuditEntry is one answered investigator query in an append-only, hash-chained log:
+// Hash commits to PrevHash and every other field, so a changed or removed row breaks
+// the chain.
+type AuditEntry struct {
+	Seq      int64     `json:"seq"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"`  // who asked (investigator credential name)
+	Action   string    `json:"action"` // what was asked, e.g. "visits_by_day_tags"
+	CaseID   string    `json:"case_id"`
+	Reason   string    `json:"reason"`
+	Query    string    `json:"query"` // the query's parameters, canonical JSON
+	PrevHash []byte    `json:"prev_hash"`
+	Hash     []byte    `json:"hash"`
+}
+
+// AuditService is a hash-chained audit log.
+type AuditService interface {
+	// AppendAudit fills in Seq, PrevHash and Hash and appends e atomically.
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// ListAudit returns the entries at or after from and before to, in order.
+	ListAudit(ctx context.Context, from, to time.Time) ([]*AuditEntry, error)
+	// VerifyAudit walks the whole chain and returns an error naming the first broken entry.
+	VerifyAudit(ctx context.Context) error
+}
+
+// Notice is a message from the operators to every venue ("uploads delayed").
+type Notice struct {
+	ID        string     `json:"id"`
+	Level     string     `json:"level"` // info, warning, critical
+	MessageKO string     `json:"message_ko"`
+	MessageEN string     `json:"message_en,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+}
+
+// NoticeService stores operator notices. Notices live in the database so that every
+// stateless node serves the same ones.
+type NoticeService interface {
+	CreateNotice(ctx context.Context, n *Notice) error
+	EndNotice(ctx context.Context, id string, at time.Time) error
+	ListActiveNotices(ctx context.Context) ([]*Notice, error)
+}
+
+// ComputeHash returns the chain hash of e: SHA-256 over PrevHash and every field but
+// Hash, each length-prefixed so that no two entries encode alike.
+func (e *AuditEntry) ComputeHash() []byte {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], uint64(e.Seq))
+	field(seq[:])
+	field([]byte(e.At.UTC().Format(time.RFC3339Nano)))
+	field([]byte(e.Actor))
+	field([]byte(e.Action))
+	field([]byte(e.CaseID))
+	field([]byte(e.Reason))
+	field([]byte(e.Query))
+	field(e.PrevHash)
+	return h.Sum(nil)
+}
