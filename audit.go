@@ -1,9 +1,11 @@
 package kipass
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"time"
 )
 
@@ -24,12 +26,28 @@ type AuditEntry struct {
 
 // AuditService is a hash-chained audit log.
 type AuditService interface {
-	// AppendAudit fills in Seq, PrevHash and Hash and appends e atomically.
+	// AppendAudit fills in Seq, PrevHash and Hash and appends e atomically. A zero At
+	// is set to the current time; At is truncated to the microsecond (the precision
+	// stores keep) before the hash is computed.
 	AppendAudit(ctx context.Context, e *AuditEntry) error
 	// ListAudit returns the entries at or after from and before to, in order.
 	ListAudit(ctx context.Context, from, to time.Time) ([]*AuditEntry, error)
-	// VerifyAudit walks the whole chain and returns an error naming the first broken entry.
+	// VerifyAudit walks the whole chain and returns an error naming the first broken
+	// entry: an *AuditChainError when the chain itself is broken.
 	VerifyAudit(ctx context.Context) error
+}
+
+// AuditChainError reports the first entry at which an audit chain fails to verify: a
+// changed row (its hash no longer matches), a removed row (a gap in Seq) or a broken
+// link (PrevHash is not the previous entry's Hash).
+type AuditChainError struct {
+	Seq    int64
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *AuditChainError) Error() string {
+	return fmt.Sprintf("audit chain broken at seq %d: %s", e.Seq, e.Reason)
 }
 
 // Notice is a message from the operators to every venue ("uploads delayed").
@@ -45,8 +63,13 @@ type Notice struct {
 // NoticeService stores operator notices. Notices live in the database so that every
 // stateless node serves the same ones.
 type NoticeService interface {
+	// CreateNotice stores n. An empty ID is filled with a random one and a zero
+	// CreatedAt with the current time; a taken ID is ECONFLICT.
 	CreateNotice(ctx context.Context, n *Notice) error
+	// EndNotice ends the notice at at. An unknown id is ENOTFOUND; ending an ended
+	// notice keeps the first end and is not an error.
 	EndNotice(ctx context.Context, id string, at time.Time) error
+	// ListActiveNotices returns the notices not ended, oldest first.
 	ListActiveNotices(ctx context.Context) ([]*Notice, error)
 }
 
@@ -71,4 +94,24 @@ func (e *AuditEntry) ComputeHash() []byte {
 	field([]byte(e.Query))
 	field(e.PrevHash)
 	return h.Sum(nil)
+}
+
+// VerifyLink checks e against prev, the entry before it in the chain (nil when e
+// should be the first), and returns an *AuditChainError if the chain breaks at e: a
+// Seq that does not follow (an entry removed), a PrevHash that is not prev's Hash, or a
+// Hash that does not match e's content.
+func (e *AuditEntry) VerifyLink(prev *AuditEntry) error {
+	wantSeq, wantPrev := int64(1), []byte{}
+	if prev != nil {
+		wantSeq, wantPrev = prev.Seq+1, prev.Hash
+	}
+	switch {
+	case e.Seq != wantSeq:
+		return &AuditChainError{Seq: wantSeq, Reason: fmt.Sprintf("entry missing (next stored entry is %d)", e.Seq)}
+	case !bytes.Equal(e.PrevHash, wantPrev):
+		return &AuditChainError{Seq: e.Seq, Reason: "previous hash does not match the previous entry"}
+	case !bytes.Equal(e.Hash, e.ComputeHash()):
+		return &AuditChainError{Seq: e.Seq, Reason: "hash does not match the entry's content"}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package kipass
 
 import (
+	"bytes"
 	"context"
 	"time"
 )
@@ -36,7 +37,35 @@ type Visit struct {
 	Basis       string    `json:"basis,omitempty"`
 	Contact     []byte    `json:"contact,omitempty"`     // phone, manual: phone number sealed (HPKE) to the authority
 	SafeNumber  string    `json:"safe_number,omitempty"` // safe_number: the personal safe number
+
+	// ReceivedAt is when central committed the visit. Stores set it and return it on
+	// reads; it is not part of the visit's content (see SameContent).
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 }
+
+// SameContent reports whether v and o record the same visit: every field but
+// ReceivedAt is equal, At to the microsecond (the precision stores keep) and whatever
+// its time zone, and an empty byte field equal to a missing one. A replayed upload has
+// the same content; anything else under the same id is a conflict.
+func (v *Visit) SameContent(o *Visit) bool {
+	return v.ID == o.ID &&
+		v.FacilityID == o.FacilityID &&
+		v.DeviceID == o.DeviceID &&
+		v.At.UnixMicro() == o.At.UnixMicro() &&
+		v.Method == o.Method &&
+		v.IssuerKeyID == o.IssuerKeyID &&
+		bytes.Equal(v.TokenID, o.TokenID) &&
+		bytes.Equal(v.SRef, o.SRef) &&
+		bytes.Equal(v.DTag, o.DTag) &&
+		v.Outcome == o.Outcome &&
+		v.Basis == o.Basis &&
+		bytes.Equal(v.Contact, o.Contact) &&
+		v.SafeNumber == o.SafeNumber
+}
+
+// ReasonVisitConflict is the Reason of a visit rejected because a visit with the same
+// id and different content is already stored.
+const ReasonVisitConflict = "conflict: different content under the same visit id"
 
 // Per-visit ingest statuses.
 const (
@@ -56,7 +85,10 @@ type VisitStatus struct {
 type VisitService interface {
 	// StoreVisits stores visits that have already been validated and answers, in the
 	// same order, stored, duplicate (same id and same content) or rejected (same id,
-	// different content). It returns only after the stored visits are durably committed.
+	// different content; Reason is ReasonVisitConflict). It returns only after the
+	// stored visits are durably committed. A store that cannot take more work at once
+	// returns an ETOOMANY error and stores nothing; if ctx ends first it returns ctx's
+	// error, and the batch may or may not have been stored (a replay tells).
 	StoreVisits(ctx context.Context, visits []*Visit) ([]VisitStatus, error)
 
 	// FindVisitsByDayTags returns the visits carrying any of the day tags, at or after
@@ -80,4 +112,25 @@ type SharedToken struct {
 	FacilityIDs []string  `json:"facility_ids"`
 	FirstAt     time.Time `json:"first_at"`
 	LastAt      time.Time `json:"last_at"`
+}
+
+// IngestStats is a snapshot of a visit store's group committer, for metrics and the
+// status page. Counters run from the store's opening.
+type IngestStats struct {
+	QueueDepth    int `json:"queue_depth"`    // visits waiting for a commit
+	QueueBatches  int `json:"queue_batches"`  // batches waiting for a commit
+	QueueCapacity int `json:"queue_capacity"` // visits the queue takes before shedding
+	Committing    int `json:"committing"`     // visits in the transaction being committed now
+
+	Commits    int64 `json:"commits"`    // transactions committed
+	Batches    int64 `json:"batches"`    // StoreVisits calls answered from committed transactions
+	Visits     int64 `json:"visits"`     // visits answered from committed transactions
+	Stored     int64 `json:"stored"`     // visits newly stored
+	Duplicates int64 `json:"duplicates"` // replays of stored visits
+	Conflicts  int64 `json:"conflicts"`  // visits rejected: same id, different content
+	Shed       int64 `json:"shed"`       // batches refused with ETOOMANY because the queue was full
+	Failed     int64 `json:"failed"`     // batches answered with an error
+
+	LastCommitLatency time.Duration `json:"last_commit_latency_ns"` // the latest commit, begin to durable
+	MaxCommitLatency  time.Duration `json:"max_commit_latency_ns"`  // the slowest commit so far
 }

@@ -1,0 +1,538 @@
+// Package http serves the central visit ledger over HTTP/JSON (the /v1 API) and holds a
+// small Go client for it. Other packages import it as kiphttp.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/trust"
+)
+
+// Body size limits. A full batch of 1000 visits with every field is about 500 KB.
+const (
+	MaxBodySize      = 64 << 10 // any request but a visit batch
+	MaxVisitBodySize = 2 << 20  // POST /v1/visits
+	MaxBatchSize     = 1000     // visits in one batch
+)
+
+// Checker reports the health of the store: Ping says it is reachable, Ready that it is
+// reachable and its migrations are current.
+type Checker interface {
+	Ping(ctx context.Context) error
+	Ready(ctx context.Context) error
+}
+
+// Config holds the tunables of a Server. Zero values take the defaults of DefaultConfig.
+type Config struct {
+	MaxInflightIngest      int           // concurrent POST /v1/visits; more are shed with 429
+	DeviceRate             float64       // ingest requests per second per device
+	DeviceBurst            int           // bucket size of the per-device limit
+	MaxTrackedDevices      int           // bound of the per-device limiter's map
+	DeviceCacheTTL         time.Duration // how long a looked-up device credential is trusted; <0 disables
+	MaxStreams             int           // concurrent /v1/status/stream subscribers
+	RetentionInterval      time.Duration // how often visits past retention are purged
+	StatusInterval         time.Duration // how often the health of the components is checked
+	StreamHeartbeat        time.Duration // how often an unchanged status is re-sent on the stream
+	CommitLatencyThreshold time.Duration // a slower commit marks ingest degraded
+	EnrollmentCodeTTL      time.Duration // default lifetime of an enrollment code
+}
+
+// DefaultConfig returns the settings a production node starts with.
+func DefaultConfig() Config {
+	return Config{
+		MaxInflightIngest:      64,
+		DeviceRate:             5,
+		DeviceBurst:            20,
+		MaxTrackedDevices:      200_000,
+		DeviceCacheTTL:         30 * time.Second,
+		MaxStreams:             10_000,
+		RetentionInterval:      time.Hour,
+		StatusInterval:         5 * time.Second,
+		StreamHeartbeat:        15 * time.Second,
+		CommitLatencyThreshold: time.Second,
+		EnrollmentCodeTTL:      24 * time.Hour,
+	}
+}
+
+// Server is the central service's HTTP server. Set the services, the bundle and the
+// credentials, then call Open; Close shuts it down gracefully.
+type Server struct {
+	ln     net.Listener
+	server *http.Server
+	mux    *http.ServeMux
+	routes []string
+
+	ctx    context.Context // cancelled by Close: ends streams and background jobs
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	bundle atomic.Pointer[bundleState]
+
+	inflight chan struct{}
+	streams  chan struct{}
+	limiter  *rateLimiter
+	devices  *deviceCache
+	shed     shedCounter
+	metrics  *metrics
+	status   *statusHub
+
+	lastStoreLatency atomic.Int64 // nanoseconds of the last StoreVisits, when the store reports none
+
+	// Services the handlers use.
+	VisitService    kipass.VisitService
+	FacilityService kipass.FacilityService
+	AuditService    kipass.AuditService
+	NoticeService   kipass.NoticeService
+
+	// DB reports the store's health for /readyz and the status page.
+	DB Checker
+
+	// IngestStats, when set, reports the store's group-commit queue.
+	IngestStats func() kipass.IngestStats
+
+	// Auth holds the credentials of the operators, investigators, auditors and gateway.
+	Auth Auth
+
+	// Config holds the tunables; set before Open.
+	Config Config
+
+	// Logger receives structured logs. Never a phone number, a name or a token.
+	Logger *slog.Logger
+
+	// Now is the clock; tests inject their own.
+	Now func() time.Time
+}
+
+// bundleState is the trust bundle as served (signed bytes and ETag) and as used.
+type bundleState struct {
+	signed []byte
+	etag   string
+	bundle *trust.Bundle
+}
+
+// NewServer returns a Server with its routes registered and the default configuration.
+func NewServer() *Server {
+	s := &Server{
+		mux:    http.NewServeMux(),
+		Config: DefaultConfig(),
+		Logger: slog.Default(),
+		Now:    time.Now,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.metrics = newMetrics(s)
+	s.status = newStatusHub()
+	s.registerRoutes()
+	s.server = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // the status stream lifts it for itself
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return s
+}
+
+// SetBundle installs the signed trust bundle served at /v1/bundle and the verified
+// bundle whose categories, regions and sealing key the server uses.
+func (s *Server) SetBundle(signed []byte, b *trust.Bundle) {
+	s.bundle.Store(&bundleState{signed: signed, etag: trust.ETag(signed), bundle: b})
+}
+
+// Bundle returns the verified trust bundle in use, or nil before SetBundle.
+func (s *Server) Bundle() *trust.Bundle {
+	if st := s.bundle.Load(); st != nil {
+		return st.bundle
+	}
+	return nil
+}
+
+// Open starts serving on ln and the background jobs (status checks and retention).
+func (s *Server) Open(ln net.Listener) error {
+	if s.VisitService == nil || s.FacilityService == nil || s.AuditService == nil || s.NoticeService == nil {
+		return errors.New("http: server needs its visit, facility, audit and notice services")
+	}
+	if s.bundle.Load() == nil {
+		return errors.New("http: server needs a trust bundle")
+	}
+	c, def := &s.Config, DefaultConfig()
+	fillDefaults(c, def)
+	s.inflight = make(chan struct{}, c.MaxInflightIngest)
+	s.streams = make(chan struct{}, c.MaxStreams)
+	s.limiter = newRateLimiter(c.DeviceRate, c.DeviceBurst, c.MaxTrackedDevices)
+	s.devices = newDeviceCache(c.DeviceCacheTTL, c.MaxTrackedDevices)
+	s.server.ErrorLog = slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn)
+	if len(s.Auth.AdminTokens) == 0 {
+		s.Logger.Warn("no admin token configured: operator routes refuse every request")
+	}
+	s.ln = ln
+
+	s.checkStatus(s.ctx) // a first status before the first request
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.monitor(s.ctx) }()
+	go func() { defer s.wg.Done(); s.retention(s.ctx) }()
+	go func() {
+		defer s.wg.Done()
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.Error("http serve", "err", err)
+		}
+	}()
+	return nil
+}
+
+func fillDefaults(c *Config, def Config) {
+	if c.MaxInflightIngest <= 0 {
+		c.MaxInflightIngest = def.MaxInflightIngest
+	}
+	if c.DeviceRate <= 0 {
+		c.DeviceRate = def.DeviceRate
+	}
+	if c.DeviceBurst <= 0 {
+		c.DeviceBurst = def.DeviceBurst
+	}
+	if c.MaxTrackedDevices <= 0 {
+		c.MaxTrackedDevices = def.MaxTrackedDevices
+	}
+	if c.DeviceCacheTTL == 0 {
+		c.DeviceCacheTTL = def.DeviceCacheTTL
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = def.MaxStreams
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = def.RetentionInterval
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = def.StatusInterval
+	}
+	if c.StreamHeartbeat <= 0 {
+		c.StreamHeartbeat = def.StreamHeartbeat
+	}
+	if c.CommitLatencyThreshold <= 0 {
+		c.CommitLatencyThreshold = def.CommitLatencyThreshold
+	}
+	if c.EnrollmentCodeTTL <= 0 {
+		c.EnrollmentCodeTTL = def.EnrollmentCodeTTL
+	}
+}
+
+// Addr returns the address the server listens on, once open.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// URL returns the base URL of the open server, e.g. http://127.0.0.1:8080.
+func (s *Server) URL() string {
+	a, ok := s.Addr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
+// Close stops accepting connections, ends the status streams and background jobs, and
+// waits until the requests in flight are answered or ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	s.cancel()
+	err := s.server.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// ServeHTTP serves one request through the middleware: panic recovery, logging and
+// metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.Logger.Error("panic in handler", "route", r.Pattern, "panic", fmt.Sprint(v))
+			if rw.status == 0 {
+				s.Error(rw, r, errors.New("panic"))
+			}
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.metrics.httpDuration.WithLabelValues(route, strconv.Itoa(rw.code())).Observe(d.Seconds())
+		if route != "GET /v1/status/stream" {
+			s.Logger.Debug("request", "route", route, "status", rw.code(), "duration_ms", float64(d.Microseconds())/1000)
+		}
+	}()
+	s.mux.ServeHTTP(rw, r)
+}
+
+// handle registers a route and remembers its pattern for the OpenAPI check.
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.routes = append(s.routes, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Routes returns the patterns of every registered route, e.g. "POST /v1/visits".
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
+func (s *Server) registerRoutes() {
+	s.registerOpenAPIRoutes()
+	s.registerBundleRoutes()
+	s.registerFacilityRoutes()
+	s.registerVisitRoutes()
+	s.registerPhoneRoutes()
+	s.registerTraceRoutes()
+	s.registerStatusRoutes()
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.Error(w, r, kipass.Errorf(kipass.ENOTFOUND, "no such route"))
+	})
+}
+
+// statusWriter records the status code for the logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// codes maps domain error codes to HTTP statuses: the one place that does.
+var codes = map[string]int{
+	kipass.EINVALID:      http.StatusBadRequest,
+	kipass.EUNAUTHORIZED: http.StatusUnauthorized,
+	kipass.EFORBIDDEN:    http.StatusForbidden,
+	kipass.ENOTFOUND:     http.StatusNotFound,
+	kipass.ECONFLICT:     http.StatusConflict,
+	kipass.ETOOMANY:      http.StatusTooManyRequests,
+	kipass.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	kipass.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// ErrorStatusCode returns the HTTP status of a domain error code.
+func ErrorStatusCode(code string) int {
+	if v, ok := codes[code]; ok {
+		return v
+	}
+	return http.StatusInternalServerError
+}
+
+// FromErrorStatusCode returns the domain error code of an HTTP status.
+func FromErrorStatusCode(status int) string {
+	for k, v := range codes {
+		if v == status {
+			return k
+		}
+	}
+	return kipass.EINTERNAL
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is a domain error as a client sees it.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// Error writes err as a JSON error. Internal errors are logged and answered with a
+// generic message; a 429 carries Retry-After (one second unless set already).
+func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := kipass.ErrorCode(err), kipass.ErrorMessage(err)
+	if code == kipass.EINTERNAL {
+		s.Logger.Error("internal error", "route", r.Pattern, "err", err)
+	} else if code == kipass.EUNAVAILABLE {
+		s.Logger.Warn("unavailable", "route", r.Pattern, "err", err)
+	}
+	status := ErrorStatusCode(code)
+	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, &ErrorResponse{Error: ErrorBody{Code: code, Field: kipass.ErrorField(err), Message: msg}})
+}
+
+// writeJSON writes v with the status. Encoding errors cannot reach the client any more.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// decodeJSON decodes a request body of at most limit bytes into v, refusing unknown
+// fields, duplicate names, trailing data and malformed values with an error that names
+// the field.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return jsonError(err)
+	}
+	if len(body) == 0 {
+		return kipass.Errorf(kipass.EINVALID, "the body is empty: want a JSON object")
+	}
+	if err := jsonv2.Unmarshal(body, v, strictJSON); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+// strictJSON is how every request body is decoded: unknown members are refused.
+var strictJSON = jsonv2.RejectUnknownMembers(true)
+
+// jsonError turns a decoding error into a domain error that names the field.
+func jsonError(err error) error {
+	var (
+		maxErr *http.MaxBytesError
+		semErr *jsonv2.SemanticError
+		synErr *jsontext.SyntacticError
+		domErr *kipass.Error
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return kipass.Errorf(kipass.EINVALID, "the body is larger than %d bytes", maxErr.Limit)
+	case errors.As(err, &domErr):
+		return err
+	case errors.As(err, &semErr):
+		field := fieldName(semErr.JSONPointer)
+		var perr *time.ParseError
+		switch {
+		case errors.Is(semErr.Err, jsonv2.ErrUnknownName):
+			return kipass.FieldErrorf(field, "unknown field")
+		case errors.As(semErr.Err, &perr):
+			return kipass.FieldErrorf(field, "a time must be RFC 3339, e.g. 2022-01-06T12:00:00+09:00")
+		case semErr.Err != nil && strings.Contains(semErr.Err.Error(), "base64"):
+			return kipass.FieldErrorf(field, "malformed base64")
+		case errors.As(semErr.Err, &domErr):
+			return kipass.FieldErrorf(field, "%s", domErr.Message)
+		case semErr.GoType != nil && semErr.JSONKind != 0:
+			return kipass.FieldErrorf(field, "must be %s, not a JSON %s", jsonTypeName(semErr.GoType.String()), kindName(semErr.JSONKind))
+		}
+		return kipass.FieldErrorf(field, "malformed value")
+	case errors.As(err, &synErr):
+		if errors.Is(synErr.Err, jsontext.ErrDuplicateName) {
+			return kipass.FieldErrorf(fieldName(synErr.JSONPointer), "given twice")
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
+		}
+		return kipass.Errorf(kipass.EINVALID, "malformed JSON at byte %d", synErr.ByteOffset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
+	}
+	return kipass.Errorf(kipass.EINVALID, "malformed JSON")
+}
+
+// fieldName turns a JSON pointer ("/visits/3/at") into a field path ("visits[3].at").
+func fieldName(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.ParseUint(tok, 10, 32); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "body"
+	}
+	return b.String()
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 'f', 't':
+		return "boolean"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "value"
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case goType == "[]uint8":
+		return "a base64 string"
+	case goType == "string", goType == "time.Time", strings.HasSuffix(goType, "Duration"), strings.HasSuffix(goType, "Date"):
+		return "a string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "a boolean"
+	}
+	return "an object"
+}

@@ -1,0 +1,360 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kipass/kipass"
+)
+
+// visitColumns are the stored columns of a visit, in insert and scan order.
+const visitColumns = `id, facility_id, device_id, at, method, issuer_key_id, token_id, sref, dtag,
+	decision, basis, contact, safe_number, received_at`
+
+const visitColumnCount = 14
+
+// insertChunk is the most rows in one INSERT statement (14 parameters each, far
+// under SQLite's limit of 32766).
+const insertChunk = 128
+
+// purgeChunk is the most rows one retention DELETE destroys, so that the group
+// committer never waits long for the write connection.
+const purgeChunk = 10000
+
+// StoreVisits stores the batch through the group committer and returns once it is
+// durably committed. See kipass.VisitService. The visits must not be modified until
+// StoreVisits returns, nor after it returns with ctx's error.
+func (db *DB) StoreVisits(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
+	return db.ingest.enqueue(ctx, visits)
+}
+
+// commitVisits is the group committer's commitFunc: one IMMEDIATE transaction that
+// inserts every visit whose id is new and compares the others with what is stored.
+func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
+	receivedAt := db.now().UnixMicro()
+
+	// The first occurrence of an id in the group is the one inserted; a later
+	// occurrence is compared with it (or with the stored row).
+	first := make(map[string]int, len(visits))
+	uniq := make([]*kipass.Visit, 0, len(visits))
+	for i, v := range visits {
+		if _, ok := first[v.ID]; !ok {
+			first[v.ID] = i
+			uniq = append(uniq, v)
+		}
+	}
+
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: begin: %w", err)
+	}
+	defer tx.Rollback()
+	inserted, err := db.insertVisits(ctx, tx, uniq, receivedAt, true)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: insert: %w", err)
+	}
+	var others []string
+	for _, v := range uniq {
+		if _, ok := inserted[v.ID]; !ok {
+			others = append(others, v.ID)
+		}
+	}
+	stored, err := findVisitsByID(ctx, tx, others)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: read stored: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("ingest: commit: %w", err)
+	}
+	return answerVisits(visits, first, inserted, stored)
+}
+
+// answerVisits decides each visit's status once the group is committed.
+func answerVisits(visits []*kipass.Visit, first map[string]int, inserted map[string]struct{}, stored map[string]*kipass.Visit) ([]kipass.VisitStatus, error) {
+	statuses := make([]kipass.VisitStatus, len(visits))
+	for i, v := range visits {
+		var winner *kipass.Visit
+		if _, ok := inserted[v.ID]; ok {
+			if first[v.ID] == i {
+				statuses[i] = kipass.VisitStatus{ID: v.ID, Status: kipass.VisitStored}
+				continue
+			}
+			winner = visits[first[v.ID]]
+		} else if winner = stored[v.ID]; winner == nil {
+			return nil, fmt.Errorf("ingest: visit neither inserted nor stored")
+		}
+		if v.SameContent(winner) {
+			statuses[i] = kipass.VisitStatus{ID: v.ID, Status: kipass.VisitDuplicate}
+		} else {
+			statuses[i] = kipass.VisitStatus{ID: v.ID, Status: kipass.VisitRejected, Reason: kipass.ReasonVisitConflict}
+		}
+	}
+	return statuses, nil
+}
+
+// insertVisits inserts visits with multi-row statements. With upsert set it skips
+// ids already stored and returns the ids it inserted; otherwise a stored id is an
+// error and the result is nil.
+func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Visit, receivedAt int64, upsert bool) (map[string]struct{}, error) {
+	var inserted map[string]struct{}
+	if upsert {
+		inserted = make(map[string]struct{}, len(visits))
+	}
+	args := make([]any, 0, min(len(visits), insertChunk)*visitColumnCount)
+	for chunk := range slices.Chunk(visits, insertChunk) {
+		stmt, err := db.insertStmt(ctx, len(chunk), upsert)
+		if err != nil {
+			return nil, err
+		}
+		args = args[:0]
+		for _, v := range chunk {
+			args = append(args, v.ID, v.FacilityID, v.DeviceID, v.At.UnixMicro(), v.Method, v.IssuerKeyID,
+				nullBytes(v.TokenID), nullBytes(v.SRef), nullBytes(v.DTag), string(v.Outcome), v.Basis,
+				nullBytes(v.Contact), v.SafeNumber, receivedAt)
+		}
+		if !upsert {
+			if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			inserted[id] = struct{}{}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return inserted, nil
+}
+
+// insertStmt returns the prepared INSERT of n rows, preparing it on first use.
+func (db *DB) insertStmt(ctx context.Context, n int, upsert bool) (*sql.Stmt, error) {
+	key := fmt.Sprintf("%t/%d", upsert, n)
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s, ok := db.stmts[key]; ok {
+		return s, nil
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", visitColumnCount), ",") + ")"
+	q := "INSERT INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	if upsert {
+		q += " ON CONFLICT (id) DO NOTHING RETURNING id"
+	}
+	s, err := db.writer.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	db.stmts[key] = s
+	return s, nil
+}
+
+// queryer is what reads need of a *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// findVisitsByID returns the stored visits with the ids, by id.
+func findVisitsByID(ctx context.Context, q queryer, ids []string) (map[string]*kipass.Visit, error) {
+	found := make(map[string]*kipass.Visit, len(ids))
+	for chunk := range slices.Chunk(ids, 500) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		vs, err := queryVisits(ctx, q, `SELECT `+visitColumns+` FROM visits WHERE id IN (`+placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			found[v.ID] = v
+		}
+	}
+	return found, nil
+}
+
+// queryVisits runs a query selecting visitColumns and scans the visits.
+func queryVisits(ctx context.Context, q queryer, query string, args ...any) ([]*kipass.Visit, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var visits []*kipass.Visit
+	for rows.Next() {
+		var v kipass.Visit
+		var at, receivedAt int64
+		var outcome string
+		if err := rows.Scan(&v.ID, &v.FacilityID, &v.DeviceID, &at, &v.Method, &v.IssuerKeyID, &v.TokenID, &v.SRef,
+			&v.DTag, &outcome, &v.Basis, &v.Contact, &v.SafeNumber, &receivedAt); err != nil {
+			return nil, err
+		}
+		v.At, v.ReceivedAt, v.Outcome = fromMicro(at), fromMicro(receivedAt), kipass.Outcome(outcome)
+		visits = append(visits, &v)
+	}
+	return visits, rows.Err()
+}
+
+// placeholders returns n comma-separated "?".
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// FindVisitsByDayTags returns the visits carrying any of the day tags, at or after
+// from and before to, ordered by time and id.
+func (db *DB) FindVisitsByDayTags(ctx context.Context, tags [][]byte, from, to time.Time) ([]*kipass.Visit, error) {
+	var visits []*kipass.Visit
+	for chunk := range slices.Chunk(tags, 500) {
+		args := make([]any, 0, len(chunk)+2)
+		for _, t := range chunk {
+			args = append(args, t)
+		}
+		args = append(args, micro(from), micro(to))
+		vs, err := queryVisits(ctx, db.reader, `SELECT `+visitColumns+` FROM visits
+			WHERE dtag IN (`+placeholders(len(chunk))+`) AND at >= ? AND at < ?`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("find visits by day tags: %w", err)
+		}
+		visits = append(visits, vs...)
+	}
+	sortVisits(visits)
+	return visits, nil
+}
+
+// FindVisitsAtFacility returns the visits of a facility at or after from and before
+// to, ordered by time and id.
+func (db *DB) FindVisitsAtFacility(ctx context.Context, facilityID string, from, to time.Time) ([]*kipass.Visit, error) {
+	visits, err := queryVisits(ctx, db.reader, `SELECT `+visitColumns+` FROM visits
+		WHERE facility_id = ? AND at >= ? AND at < ? ORDER BY at, id`, facilityID, micro(from), micro(to))
+	if err != nil {
+		return nil, fmt.Errorf("find visits at facility: %w", err)
+	}
+	return visits, nil
+}
+
+// sortVisits orders visits by time, then id.
+func sortVisits(visits []*kipass.Visit) {
+	slices.SortFunc(visits, func(a, b *kipass.Visit) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
+// PurgeVisits destroys every visit recorded before cutoff, purgeChunk rows per
+// transaction so that ingest is never held up for long, and reports how many.
+func (db *DB) PurgeVisits(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := db.writer.ExecContext(ctx, `DELETE FROM visits WHERE rowid IN
+			(SELECT rowid FROM visits WHERE at < ? LIMIT ?)`, micro(cutoff), purgeChunk)
+		if err != nil {
+			return total, fmt.Errorf("purge visits: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("purge visits: %w", err)
+		}
+		total += n
+		if n < purgeChunk {
+			return total, nil
+		}
+	}
+}
+
+// FindSharedTokens returns token ids seen at more than one facility at or after from,
+// ordered by first sighting.
+func (db *DB) FindSharedTokens(ctx context.Context, from time.Time) ([]kipass.SharedToken, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT v.token_id, v.facility_id, MIN(v.at), MAX(v.at)
+		FROM visits v
+		WHERE v.at >= ?1 AND v.token_id IN (
+			SELECT token_id FROM visits WHERE at >= ?1 AND token_id IS NOT NULL
+			GROUP BY token_id HAVING COUNT(DISTINCT facility_id) > 1)
+		GROUP BY v.token_id, v.facility_id
+		ORDER BY v.token_id, v.facility_id`, micro(from))
+	if err != nil {
+		return nil, fmt.Errorf("find shared tokens: %w", err)
+	}
+	defer rows.Close()
+	var shared []kipass.SharedToken
+	for rows.Next() {
+		var token []byte
+		var facility string
+		var firstAt, lastAt int64
+		if err := rows.Scan(&token, &facility, &firstAt, &lastAt); err != nil {
+			return nil, fmt.Errorf("find shared tokens: %w", err)
+		}
+		shared = addSighting(shared, token, facility, fromMicro(firstAt), fromMicro(lastAt))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find shared tokens: %w", err)
+	}
+	sortShared(shared)
+	return shared, nil
+}
+
+// addSighting folds one (token, facility) row, ordered by token, into shared.
+func addSighting(shared []kipass.SharedToken, token []byte, facility string, firstAt, lastAt time.Time) []kipass.SharedToken {
+	if n := len(shared); n > 0 && bytes.Equal(shared[n-1].TokenID, token) {
+		s := &shared[n-1]
+		s.FacilityIDs = append(s.FacilityIDs, facility)
+		if firstAt.Before(s.FirstAt) {
+			s.FirstAt = firstAt
+		}
+		if lastAt.After(s.LastAt) {
+			s.LastAt = lastAt
+		}
+		return shared
+	}
+	return append(shared, kipass.SharedToken{TokenID: token, FacilityIDs: []string{facility}, FirstAt: firstAt, LastAt: lastAt})
+}
+
+// sortShared orders shared tokens by first sighting, then token id.
+func sortShared(shared []kipass.SharedToken) {
+	slices.SortFunc(shared, func(a, b kipass.SharedToken) int {
+		if c := a.FirstAt.Compare(b.FirstAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.TokenID, b.TokenID)
+	})
+}
+
+// RawInsert inserts visits with plain multi-row INSERTs in transactions of batch
+// rows each, one after another on the write connection: no group committer, no
+// duplicate detection. It measures the database's insert ceiling for the benchmark
+// that compares ingest with it; the visits must have ids not yet stored.
+func RawInsert(ctx context.Context, db *DB, visits []*kipass.Visit, batch int) error {
+	if batch <= 0 {
+		return fmt.Errorf("raw insert: batch must be positive")
+	}
+	receivedAt := db.now().UnixMicro()
+	for chunk := range slices.Chunk(visits, batch) {
+		tx, err := db.writer.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("raw insert: %w", err)
+		}
+		if _, err := db.insertVisits(ctx, tx, chunk, receivedAt, false); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("raw insert: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("raw insert: %w", err)
+		}
+	}
+	return nil
+}
