@@ -285,7 +285,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		route := r.Pattern
-		if route == "" {
+		if route == "" || route == "/" {
 			route = "unmatched"
 		}
 		d := time.Since(start)
@@ -314,9 +314,25 @@ func (s *Server) registerRoutes() {
 	s.registerPhoneRoutes()
 	s.registerTraceRoutes()
 	s.registerStatusRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.Error(w, r, kipass.Errorf(kipass.ENOTFOUND, "no such route"))
-	})
+	s.mux.HandleFunc("/", s.notFound)
+}
+
+// notFound answers a request no route matches: 405 with Allow when the path exists
+// for other methods, else 404, both as JSON errors.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, p := s.mux.Handler(probe); p != "" && p != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, &ErrorResponse{Error: ErrorBody{Code: kipass.EINVALID, Message: "method not allowed: use " + strings.Join(allow, ", ")}})
+		return
+	}
+	s.Error(w, r, kipass.Errorf(kipass.ENOTFOUND, "no such route"))
 }
 
 // statusWriter records the status code for the logs and metrics.
@@ -452,8 +468,6 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &maxErr):
 		return kipass.Errorf(kipass.EINVALID, "the body is larger than %d bytes", maxErr.Limit)
-	case errors.As(err, &domErr):
-		return err
 	case errors.As(err, &semErr):
 		field := fieldName(semErr.JSONPointer)
 		var perr *time.ParseError
@@ -478,6 +492,8 @@ func jsonError(err error) error {
 			return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
 		}
 		return kipass.Errorf(kipass.EINVALID, "malformed JSON at byte %d", synErr.ByteOffset)
+	case errors.As(err, &domErr):
+		return err
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
 	}

@@ -13,14 +13,15 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/pass"
 )
 
 // Limits of a visit record at ingest.
 const (
 	MaxFutureSkew = 10 * time.Minute // a visit may lie this far ahead of the server clock
-	TokenIDSize   = 12               // qr: the pass's random token id
-	DayTagSize    = 16               // qr: the day tag
-	SRefSize      = 44               // qr: the sealed subject reference
+	TokenIDSize   = pass.TokenIDSize // qr: the pass's random token id
+	DayTagSize    = pass.DTagSize    // qr: the day tag
+	SRefSize      = pass.SRefSize    // qr: the sealed subject reference
 	MaxContact    = 256              // manual, phone: the sealed phone number
 )
 
@@ -88,9 +89,9 @@ func (s *Server) ingest(ctx context.Context, d *kipass.Device, visits []*kipass.
 	now := s.Now()
 	results := make([]kipass.VisitStatus, len(visits))
 	valid := make([]*kipass.Visit, 0, len(visits))
-	index := make([]int, 0, len(visits))     // index[i]: position in the batch of valid[i]
-	var first map[string]int                 // visit id -> batch position of its first valid occurrence
-	var repeats []int                        // batch positions repeating an earlier id
+	index := make([]int, 0, len(visits)) // index[i]: position in the batch of valid[i]
+	var first map[string]int             // visit id -> batch position of its first valid occurrence
+	var repeats []int                    // batch positions repeating an earlier id
 	for i, v := range visits {
 		results[i].ID = v.ID
 		if reason := checkVisit(v, d, now); reason != "" {
@@ -246,7 +247,13 @@ func ValidSafeNumber(s string) bool {
 	return digits == 4 && syllables == 2
 }
 
-var decoderPool = sync.Pool{New: func() any { return jsontext.NewDecoder(nil) }}
+// decoderPool keeps batch decoders and their buffers between requests.
+var decoderPool = sync.Pool{New: func() any { return jsontext.NewDecoder(eofReader{}) }}
+
+// eofReader is what an idle pooled decoder reads from.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // decodeVisitBatch reads {"visits":[...]} one visit at a time, so that a body of many
 // tiny items cannot expand into more than MaxBatchSize visits in memory. Errors name
@@ -255,7 +262,7 @@ func decodeVisitBatch(r io.Reader) ([]*kipass.Visit, error) {
 	dec := decoderPool.Get().(*jsontext.Decoder)
 	dec.Reset(r)
 	defer func() {
-		dec.Reset(nil)
+		dec.Reset(eofReader{})
 		decoderPool.Put(dec)
 	}()
 	tok, err := dec.ReadToken()

@@ -35,18 +35,16 @@ func decodeStrict(data []byte, v any) error {
 // syntaxError turns a JSON syntax error into one line that gives the line and column.
 func syntaxError(data []byte, err error) error {
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		off := int(se.Offset)
-		if off > len(data) {
-			off = len(data)
-		}
-		line := 1 + bytes.Count(data[:off], []byte("\n"))
-		col := off - bytes.LastIndexByte(data[:off], '\n')
-		msg := strings.TrimPrefix(se.Error(), "json: ")
-		return kipass.Errorf(kipass.EINVALID, "invalid JSON at line %d, column %d: %s", line, col, msg)
-	}
 	if strings.Contains(err.Error(), "unexpected end of JSON input") {
 		return kipass.Errorf(kipass.EINVALID, "invalid JSON: unexpected end of input")
+	}
+	if errors.As(err, &se) {
+		// Offset counts the bytes read, the offending one included.
+		pos := min(max(int(se.Offset)-1, 0), len(data))
+		line := 1 + bytes.Count(data[:pos], []byte("\n"))
+		col := pos - bytes.LastIndexByte(data[:pos], '\n')
+		msg := strings.TrimPrefix(se.Error(), "json: ")
+		return kipass.Errorf(kipass.EINVALID, "invalid JSON at line %d, column %d: %s", line, col, msg)
 	}
 	return kipass.Errorf(kipass.EINVALID, "invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 }

@@ -137,7 +137,7 @@ func (r *Rules) Evaluate(c Case) (kipass.Decision, error) {
 	if c.At.IsZero() {
 		return kipass.Decision{}, kipass.FieldErrorf("at", "missing")
 	}
-	day := kipass.DateOf(c.At)
+	day := kstDay(c.At)
 	var f facts
 	if err := r.digest(&f, &c.Holder, c.At, day); err != nil {
 		return kipass.Decision{}, err
@@ -168,6 +168,18 @@ func (r *Rules) Evaluate(c Case) (kipass.Decision, error) {
 		reason = x.failReasons[fail]
 	}
 	return kipass.Decision{Outcome: kipass.FAIL, Basis: failureBases[fail], Grace: grace, Reason: reason}, nil
+}
+
+// kstDay is kipass.DateOf without the calendar: KST has a fixed offset, so the day is
+// plain division, several times cheaper on the hot path.
+func kstDay(t time.Time) kipass.Date {
+	const offset, day = 9 * 60 * 60, 24 * 60 * 60
+	s := t.Unix() + offset
+	d := s / day
+	if s%day < 0 {
+		d--
+	}
+	return kipass.Date(d)
 }
 
 // endOf returns 24:00 KST of the day last, or nil for a basis with no end.
@@ -395,7 +407,7 @@ func (r *Rules) best(f *facts, h *kipass.Holder, day kipass.Date) pick {
 			if t.Kind != tr.kind || t.Result != kipass.ResultNegative {
 				continue
 			}
-			if last := kipass.DateOf(t.At.Add(time.Duration(tr.validHours) * time.Hour)); day <= last {
+			if last := kstDay(t.At.Add(time.Duration(tr.validHours) * time.Hour)); day <= last {
 				p.offer(tr.basis, tr.reason, last)
 			}
 		}

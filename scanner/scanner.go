@@ -130,7 +130,13 @@ func (s *Scanner) Decide(text string, place kipass.Place, party int, now time.Ti
 		r.Detail = "This pass was already shown here; ask the visitor to refresh it."
 		return r
 	}
-	d, err := s.rules.Evaluate(policy.Case{At: now, Place: place, PartySize: party, Holder: c.Holder})
+	// The issuer vouched for the facts as of the issue time; a scanner clock up to
+	// ClockTolerance behind must not make a test notified just before look "future".
+	at := now
+	if c.IssuedAt.After(at) {
+		at = c.IssuedAt
+	}
+	d, err := s.rules.Evaluate(policy.Case{At: at, Place: place, PartySize: party, Holder: c.Holder})
 	if err != nil {
 		if kipass.ErrorField(err) == "facility.category" || kipass.ErrorField(err) == "facility.region" || kipass.ErrorField(err) == "party_size" {
 			r.Outcome, r.Refusal, r.Detail = Refused, RefusalBadInput, kipass.ErrorMessage(err)

@@ -199,3 +199,14 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// TestSlowClockRecentTest: a scanner clock a minute behind must not refuse a test
+// notified just before the pass was issued as a test "in the future".
+func TestSlowClockRecentTest(t *testing.T) {
+	s := mustScanner(t)
+	h := kipass.Holder{Tests: []kipass.Test{{Kind: kipass.TestPCR, Result: kipass.ResultNegative, At: lunch.Add(-10 * time.Second)}}}
+	r := s.Decide(mustPass(t, issuerKey, pass.KeyID(pub(issuerKey)), lunch, h, 1), gymBusan, 1, lunch.Add(-time.Minute))
+	if r.Outcome != kipass.PASS || r.Decision.Basis != kipass.BasisNegativePCR {
+		t.Fatalf("got %s/%s %s %s", r.Outcome, r.Decision.Basis, r.Refusal, r.Detail)
+	}
+}

@@ -11,7 +11,7 @@ import (
 // This file is the group committer: StoreVisits callers put their batches on a bounded
 // queue and one writer goroutine commits every waiting batch in one transaction, so
 // that one fsync acknowledges many batches. The same design lives in
-// postgres/ingest.go; keep the two alike.
+// postgres/ingest.go and sqlite/ingest.go; keep the two alike.
 
 // ingestRequest is one StoreVisits call waiting for the group committer.
 type ingestRequest struct {

@@ -88,8 +88,7 @@ type DB struct {
 
 	ingest *committer
 
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // prepared multi-row inserts, by kind and row count
+	insertStmts [2]map[int]*sql.Stmt // multi-row INSERTs: [plain, upsert] by row count
 
 	closeOnce sync.Once
 	closeErr  error
@@ -115,7 +114,7 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
 	readerDSN := path + "?_busy_timeout=" + busy + "&_query_only=1&_pragma=cache_size(-16384)"
 
-	db := &DB{path: path, opts: opts, stmts: make(map[string]*sql.Stmt)}
+	db := &DB{path: path, opts: opts}
 	var err error
 	if db.writer, err = sql.Open("sqlite", writerDSN); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -125,6 +124,10 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	db.writer.SetConnMaxLifetime(0)
 	db.writer.SetConnMaxIdleTime(0)
 	if err := db.migrate(context.Background()); err != nil {
+		db.writer.Close()
+		return nil, err
+	}
+	if err := db.prepareInserts(context.Background()); err != nil {
 		db.writer.Close()
 		return nil, err
 	}
@@ -144,11 +147,11 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.ingest.close()
-		db.stmtMu.Lock()
-		for _, s := range db.stmts {
-			s.Close()
+		for _, m := range db.insertStmts {
+			for _, s := range m {
+				s.Close()
+			}
 		}
-		db.stmtMu.Unlock()
 		db.closeErr = errors.Join(db.reader.Close(), db.writer.Close())
 	})
 	return db.closeErr
@@ -202,12 +205,6 @@ func migrationNames() ([]string, error) {
 // each in its own IMMEDIATE transaction, so that two processes opening one file at
 // once apply each migration exactly once.
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlite: create migrations table: %w", err)
-	}
 	names, err := migrationNames()
 	if err != nil {
 		return err
@@ -226,6 +223,14 @@ func (db *DB) migrateOne(ctx context.Context, version int, name string) error {
 		return err
 	}
 	defer tx.Rollback()
+	// Created inside the IMMEDIATE transaction: a plain statement would not wait for
+	// another process's lock when it needs to upgrade its read lock.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
 		return err

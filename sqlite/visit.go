@@ -19,7 +19,7 @@ const visitColumns = `id, facility_id, device_id, at, method, issuer_key_id, tok
 const visitColumnCount = 14
 
 // insertChunk is the most rows in one INSERT statement (14 parameters each, far
-// under SQLite's limit of 32766).
+// under SQLite's limit of 32766); a power of two.
 const insertChunk = 128
 
 // purgeChunk is the most rows one retention DELETE destroys, so that the group
@@ -106,11 +106,15 @@ func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Vis
 		inserted = make(map[string]struct{}, len(visits))
 	}
 	args := make([]any, 0, min(len(visits), insertChunk)*visitColumnCount)
-	for chunk := range slices.Chunk(visits, insertChunk) {
-		stmt, err := db.insertStmt(ctx, len(chunk), upsert)
-		if err != nil {
-			return nil, err
+	for len(visits) > 0 {
+		// Statements exist for power-of-two row counts: take the largest that fits.
+		n := insertChunk
+		for n > len(visits) {
+			n /= 2
 		}
+		chunk := visits[:n]
+		visits = visits[n:]
+		stmt := db.insertStmts[upsertIndex(upsert)][n]
 		args = args[:0]
 		for _, v := range chunk {
 			args = append(args, v.ID, v.FacilityID, v.DeviceID, v.At.UnixMicro(), v.Method, v.IssuerKeyID,
@@ -142,25 +146,34 @@ func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Vis
 	return inserted, nil
 }
 
-// insertStmt returns the prepared INSERT of n rows, preparing it on first use.
-func (db *DB) insertStmt(ctx context.Context, n int, upsert bool) (*sql.Stmt, error) {
-	key := fmt.Sprintf("%t/%d", upsert, n)
-	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
-	if s, ok := db.stmts[key]; ok {
-		return s, nil
-	}
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", visitColumnCount), ",") + ")"
-	q := "INSERT INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+func upsertIndex(upsert bool) int {
 	if upsert {
-		q += " ON CONFLICT (id) DO NOTHING RETURNING id"
+		return 1
 	}
-	s, err := db.writer.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
+	return 0
+}
+
+// prepareInserts prepares the multi-row INSERTs of 1, 2, 4 ... insertChunk rows, plain
+// and upsert. They are prepared before ingest starts: the write connection is the
+// only one, and a transaction holding it cannot wait for a Prepare that needs it.
+func (db *DB) prepareInserts(ctx context.Context) error {
+	row := "(" + placeholders(visitColumnCount) + ")"
+	for _, upsert := range []bool{false, true} {
+		m := make(map[int]*sql.Stmt)
+		for n := 1; n <= insertChunk; n *= 2 {
+			q := "INSERT INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+			if upsert {
+				q += " ON CONFLICT (id) DO NOTHING RETURNING id"
+			}
+			s, err := db.writer.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("sqlite: prepare: %w", err)
+			}
+			m[n] = s
+		}
+		db.insertStmts[upsertIndex(upsert)] = m
 	}
-	db.stmts[key] = s
-	return s, nil
+	return nil
 }
 
 // queryer is what reads need of a *sql.DB or *sql.Tx.

@@ -1,0 +1,496 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kipass/kipass"
+	kiphttp "github.com/kipass/kipass/http"
+	"github.com/kipass/kipass/postgres"
+	"github.com/kipass/kipass/seal"
+	"github.com/kipass/kipass/sqlite"
+	"github.com/kipass/kipass/trust"
+)
+
+func init() {
+	register("bench", command{
+		Summary: "benchmarks: `kipass bench ingest` measures durable visit ingest over HTTP",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) == 0 || args[0] != "ingest" {
+				return usageErrorf("usage: kipass bench ingest [flags]")
+			}
+			b := &ingestBench{env: env}
+			if err := b.ParseFlags(args[1:]); err != nil {
+				return err
+			}
+			return b.Run(ctx)
+		},
+	})
+}
+
+// ingestBench is `kipass bench ingest`: a central server in this process on loopback,
+// many device clients posting batches, and the raw insert ceiling of the same
+// database in the same run.
+type ingestBench struct {
+	env         *Env
+	PostgresDSN string
+	Dir         string
+	Devices     int
+	Batch       int
+	Duration    time.Duration
+	Warmup      time.Duration
+	RawVisits   int
+	QueueSize   int
+}
+
+// ParseFlags reads the benchmark's flags.
+func (b *ingestBench) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("bench ingest", flag.ContinueOnError)
+	fs.SetOutput(b.env.Stderr)
+	fs.StringVar(&b.PostgresDSN, "postgres", envOr(b.env, "KIPASS_POSTGRES", ""), "PostgreSQL server to benchmark (a scratch database is created and dropped); default SQLite")
+	fs.StringVar(&b.Dir, "dir", "", "directory for the SQLite files (default: a temporary directory, removed after)")
+	fs.IntVar(&b.Devices, "devices", 64, "concurrent device clients")
+	fs.IntVar(&b.Batch, "batch", 100, "visits per upload")
+	fs.DurationVar(&b.Duration, "duration", 20*time.Second, "measured run time")
+	fs.DurationVar(&b.Warmup, "warmup", 3*time.Second, "unmeasured run time before")
+	fs.IntVar(&b.RawVisits, "raw-visits", 300_000, "visits inserted for the raw ceiling")
+	fs.IntVar(&b.QueueSize, "queue-size", 10_000, "the store's ingest queue, in visits")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErrorf("%v", err)
+	}
+	if b.Devices <= 0 || b.Batch <= 0 || b.Batch > kiphttp.MaxBatchSize || b.Duration <= 0 {
+		return usageErrorf("--devices, --batch (1-1000) and --duration must be positive")
+	}
+	return nil
+}
+
+// benchStore is what the benchmark needs of a database.
+type benchStore interface {
+	centralStore
+	rawInsert(ctx context.Context, visits []*kipass.Visit, batch int) error
+}
+
+type sqliteBench struct{ *sqlite.DB }
+
+func (s sqliteBench) rawInsert(ctx context.Context, vs []*kipass.Visit, batch int) error {
+	return sqlite.RawInsert(ctx, s.DB, vs, batch)
+}
+
+type postgresBench struct{ *postgres.DB }
+
+func (s postgresBench) rawInsert(ctx context.Context, vs []*kipass.Visit, batch int) error {
+	return postgres.RawInsert(ctx, s.DB, vs, batch)
+}
+
+// openStore opens a fresh database named name: a file in dir, or a new PostgreSQL
+// database dropped by the returned cleanup.
+func (b *ingestBench) openStore(ctx context.Context, dir, name string) (benchStore, func(), error) {
+	if b.PostgresDSN == "" {
+		db, err := sqlite.OpenOptions(filepath.Join(dir, name+".db"), sqlite.Options{QueueSize: b.QueueSize})
+		if err != nil {
+			return nil, nil, err
+		}
+		return sqliteBench{db}, func() { db.Close() }, nil
+	}
+	dsn, drop, err := createScratchDatabase(ctx, b.PostgresDSN, "kipass_bench_"+name)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := postgres.OpenOptions(ctx, dsn, postgres.Options{QueueSize: b.QueueSize})
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return postgresBench{db}, func() { db.Close(); drop() }, nil
+}
+
+// Run runs the benchmark and prints its report.
+func (b *ingestBench) Run(ctx context.Context) error {
+	dir := b.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "kipass-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	backend := "sqlite"
+	if b.PostgresDSN != "" {
+		backend = "postgres"
+	}
+	w := b.env.Stdout
+	fmt.Fprintf(w, "kipass bench ingest: %s, %d devices, batches of %d, %v measured after %v warm-up, GOMAXPROCS=%d\n",
+		backend, b.Devices, b.Batch, b.Duration, b.Warmup, runtime.GOMAXPROCS(0))
+
+	res, err := b.runHTTP(ctx, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nHTTP ingest (POST /v1/visits, durable, group commit):\n")
+	fmt.Fprintf(w, "  acknowledged visits/s  %.0f  (%d visits in %d requests)\n", res.rate, res.visits, res.requests)
+	fmt.Fprintf(w, "  latency p50 / p99 / max  %.1f / %.1f / %.1f ms\n", ms(res.p50), ms(res.p99), ms(res.max))
+	fmt.Fprintf(w, "  shed (429)             %d requests\n", res.shed)
+	fmt.Fprintf(w, "  commits                %d (%.0f visits per commit)\n", res.commits, res.perCommit)
+	fmt.Fprintf(w, "  peak RSS (VmHWM)       %.0f MB\n", float64(res.peakRSS)/(1<<20))
+
+	fmt.Fprintf(w, "\nRaw insert ceiling (%s.RawInsert: plain multi-row INSERTs, one transaction per batch, no HTTP):\n", backend)
+	for _, batch := range []int{b.Batch, 5000} {
+		rate, err := b.runRaw(ctx, dir, batch)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  batch %-5d  %.0f visits/s   (HTTP ingest is %.0f%% of it)\n", batch, rate, 100*res.rate/rate)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// httpResult is what the HTTP phase measured.
+type httpResult struct {
+	visits, requests, shed int64
+	rate                   float64
+	p50, p99, max          time.Duration
+	commits                int64
+	perCommit              float64
+	peakRSS                int64
+}
+
+func (b *ingestBench) runHTTP(ctx context.Context, dir string) (*httpResult, error) {
+	st, cleanup, err := b.openStore(ctx, dir, "ingest")
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	signed, bundle, err := benchBundle()
+	if err != nil {
+		return nil, err
+	}
+	const admin = "bench-admin"
+	s := kiphttp.NewServer()
+	s.VisitService, s.FacilityService, s.AuditService, s.NoticeService = st, st, st, st
+	s.DB, s.IngestStats = st, st.IngestStats
+	s.Auth.AdminTokens = []string{admin}
+	s.Config.DeviceRate, s.Config.DeviceBurst = 1e6, 1e6 // measure the server, not the limiter
+	s.Logger = slog.New(slog.NewTextHandler(b.env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s.SetBundle(signed, bundle)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Open(ln); err != nil {
+		return nil, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(cctx)
+	}()
+
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: b.Devices, MaxConnsPerHost: b.Devices, DisableCompression: true}}
+	adminClient := &kiphttp.Client{URL: s.URL(), Token: admin, HTTPClient: hc}
+	type device struct {
+		facility, token string
+	}
+	devices := make([]device, b.Devices)
+	var facility *kipass.Facility
+	for i := range devices {
+		if i%4 == 0 {
+			facility, err = adminClient.CreateFacility(ctx, &kiphttp.CreateFacilityRequest{
+				Name: "bench " + strconv.Itoa(i), BusinessNumber: benchBusinessNumber(i), Category: "restaurant", Region: "seoul"})
+			if err != nil {
+				return nil, fmt.Errorf("create facility: %w", err)
+			}
+		}
+		code, err := adminClient.CreateEnrollmentCode(ctx, facility.ID)
+		if err != nil {
+			return nil, err
+		}
+		e, err := (&kiphttp.Client{URL: s.URL(), HTTPClient: hc}).Enroll(ctx, code.Code, "bench")
+		if err != nil {
+			return nil, err
+		}
+		devices[i] = device{facility.ID, e.Token}
+	}
+
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		visits    atomic.Int64
+		requests  atomic.Int64
+		shed      atomic.Int64
+		failures  atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+		wg        sync.WaitGroup
+	)
+	url := s.URL() + "/v1/visits"
+	for i, d := range devices {
+		wg.Go(func() {
+			gen := newBatchGen(i, d.facility, b.Batch)
+			var local []time.Duration
+			for !stop.Load() {
+				body := gen.next(time.Now())
+				start := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+d.token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					failures.Add(1)
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				answer, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lat := time.Since(start)
+				switch resp.StatusCode {
+				case http.StatusOK:
+					if measuring.Load() {
+						visits.Add(int64(bytes.Count(answer, []byte(`"status":"stored"`))))
+						requests.Add(1)
+						local = append(local, lat)
+					}
+				case http.StatusTooManyRequests:
+					if measuring.Load() {
+						shed.Add(1)
+					}
+					secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+					time.Sleep(time.Duration(max(secs, 1))*time.Second/4 + time.Duration(mrand.IntN(100))*time.Millisecond)
+				default:
+					failures.Add(1)
+				}
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		})
+	}
+	time.Sleep(b.Warmup)
+	resetPeakRSS()
+	before := st.IngestStats()
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(b.Duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	after := st.IngestStats()
+	peak := peakRSS()
+	stop.Store(true)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		return nil, fmt.Errorf("%d uploads failed", n)
+	}
+	slices.Sort(latencies)
+	r := &httpResult{
+		visits: visits.Load(), requests: requests.Load(), shed: shed.Load(),
+		rate:    float64(visits.Load()) / elapsed.Seconds(),
+		commits: after.Commits - before.Commits, peakRSS: peak,
+	}
+	if len(latencies) > 0 {
+		r.p50, r.p99, r.max = latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1]
+	}
+	if r.commits > 0 {
+		r.perCommit = float64(after.Visits-before.Visits) / float64(r.commits)
+	}
+	return r, nil
+}
+
+// runRaw inserts RawVisits fresh visits with the backend's RawInsert into a fresh
+// database and returns visits per second.
+func (b *ingestBench) runRaw(ctx context.Context, dir string, batch int) (float64, error) {
+	st, cleanup, err := b.openStore(ctx, dir, "raw"+strconv.Itoa(batch))
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	gen := newBatchGen(0, "f-raw", 1)
+	vs := make([]*kipass.Visit, b.RawVisits)
+	now := time.Now()
+	for i := range vs {
+		vs[i] = gen.visit(now)
+		vs[i].DeviceID = "d-raw"
+	}
+	start := time.Now()
+	if err := st.rawInsert(ctx, vs, batch); err != nil {
+		return 0, err
+	}
+	return float64(len(vs)) / time.Since(start).Seconds(), nil
+}
+
+// batchGen writes upload bodies of fresh QR visits straight into a reused buffer, so
+// that the clients spend as little of the machine as they can.
+type batchGen struct {
+	prefix   string
+	facility string
+	n        int
+	seq      int
+	rng      *mrand.ChaCha8
+	buf      []byte
+	raw      [visitRandSize]byte
+}
+
+// visitRandSize is the random bytes of a QR visit: token id, day tag and sealed
+// subject reference.
+const visitRandSize = kiphttp.TokenIDSize + kiphttp.DayTagSize + kiphttp.SRefSize
+
+func newBatchGen(device int, facility string, n int) *batchGen {
+	var seed [32]byte
+	rand.Read(seed[:])
+	return &batchGen{prefix: "b" + strconv.Itoa(device) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
+		facility: facility, n: n, rng: mrand.NewChaCha8(seed)}
+}
+
+// visit returns one fresh visit.
+func (g *batchGen) visit(at time.Time) *kipass.Visit {
+	g.seq++
+	g.rng.Read(g.raw[:])
+	b := slices.Clone(g.raw[:])
+	return &kipass.Visit{
+		ID: g.prefix + strconv.Itoa(g.seq), FacilityID: g.facility, At: at.UTC().Truncate(time.Microsecond), Method: kipass.MethodQR,
+		IssuerKeyID: "bench-key", TokenID: b[:kiphttp.TokenIDSize], DTag: b[kiphttp.TokenIDSize : kiphttp.TokenIDSize+kiphttp.DayTagSize],
+		SRef: b[kiphttp.TokenIDSize+kiphttp.DayTagSize:], Outcome: kipass.PASS, Basis: kipass.BasisBooster,
+	}
+}
+
+// next returns the body of the next batch; it is valid until the next call.
+func (g *batchGen) next(now time.Time) []byte {
+	at := now.UTC().Add(-time.Second).Format(time.RFC3339Nano)
+	b := append(g.buf[:0], `{"visits":[`...)
+	for i := 0; i < g.n; i++ {
+		g.seq++
+		g.rng.Read(g.raw[:])
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"`...)
+		b = append(b, g.prefix...)
+		b = strconv.AppendInt(b, int64(g.seq), 10)
+		b = append(b, `","facility_id":"`...)
+		b = append(b, g.facility...)
+		b = append(b, `","at":"`...)
+		b = append(b, at...)
+		b = append(b, `","method":"qr","issuer_key_id":"bench-key","token_id":"`...)
+		b = base64.StdEncoding.AppendEncode(b, g.raw[:kiphttp.TokenIDSize])
+		b = append(b, `","dtag":"`...)
+		b = base64.StdEncoding.AppendEncode(b, g.raw[kiphttp.TokenIDSize:kiphttp.TokenIDSize+kiphttp.DayTagSize])
+		b = append(b, `","sref":"`...)
+		b = base64.StdEncoding.AppendEncode(b, g.raw[kiphttp.TokenIDSize+kiphttp.DayTagSize:])
+		b = append(b, `","decision":"PASS","basis":"booster"}`...)
+	}
+	b = append(b, "]}"...)
+	g.buf = b
+	return b
+}
+
+// benchBundle makes a throwaway signed trust bundle.
+func benchBundle() ([]byte, *trust.Bundle, error) {
+	sealPub, _, err := seal.GenerateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	_, root, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := &trust.Bundle{Version: 1, MadeAt: time.Now().UTC(), Rules: json.RawMessage(`{}`),
+		Categories: []string{"restaurant"}, Regions: []string{"seoul"}, SealingKey: sealPub}
+	signed, err := trust.Sign(b, root)
+	return signed, b, err
+}
+
+// benchBusinessNumber returns the i-th valid business registration number.
+func benchBusinessNumber(i int) string {
+	d := strconv.Itoa(200000000 + i)
+	sum := 0
+	for k, w := range []int{1, 3, 7, 1, 3, 7, 1, 3, 5} {
+		sum += int(d[k]-'0') * w
+	}
+	sum += int(d[8]-'0') * 5 / 10
+	return d + strconv.Itoa((10-sum%10)%10)
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM) in bytes.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// resetPeakRSS starts VmHWM afresh (Linux: writing 5 to clear_refs), so that the
+// figure is that of the measured run, not of the setup.
+func resetPeakRSS() {
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// createScratchDatabase creates a new, empty PostgreSQL database named name (plus a
+// random suffix) on the server of dsn and returns its connection string and the
+// function that drops it.
+func createScratchDatabase(ctx context.Context, dsn, name string) (string, func(), error) {
+	name = fmt.Sprintf("%s_%d", name, mrand.Uint32())
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", nil, fmt.Errorf("postgres: create database: %w", err)
+	}
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, dsn); err == nil {
+			c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
+	return withDatabase(dsn, name), drop, nil
+}
+
+// withDatabase returns dsn (a URL or key=value string) naming database name instead.
+func withDatabase(dsn, name string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		u.Path = "/" + name
+		return u.String()
+	}
+	return dsn + " dbname=" + name
+}
