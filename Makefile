@@ -4,7 +4,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Pure packages that the browser scanner runs as WebAssembly.
 WASM_PKGS := ./base45 ./pass ./trust ./policy ./seal ./scanner
 
-.PHONY: build run test lint wasm-check bench fuzz
+.PHONY: build run test lint wasm wasm-check bench fuzz
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/kipass ./cmd/kipass
@@ -20,6 +20,11 @@ test: lint wasm-check
 lint:
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# wasm rebuilds the browser scanner's WebAssembly module (committed; a test checks it
+# is up to date with the Go source).
+wasm:
+	go generate ./web/scanner
 
 wasm-check:
 	GOOS=js GOARCH=wasm go build $(WASM_PKGS)

@@ -411,14 +411,24 @@ type ErrorBody struct {
 // generic message; a 429 carries Retry-After (one second unless set already).
 func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := kipass.ErrorCode(err), kipass.ErrorMessage(err)
-	if code == kipass.EINTERNAL {
+	switch {
+	case code == kipass.EINTERNAL && r.Context().Err() != nil:
+		// The client left first (its request context ended): nothing went wrong here.
+		s.Logger.Debug("request abandoned by the client", "route", r.Pattern)
+		code, msg = kipass.EUNAVAILABLE, "request abandoned"
+	case code == kipass.EINTERNAL:
 		s.Logger.Error("internal error", "route", r.Pattern, "err", err)
-	} else if code == kipass.EUNAVAILABLE {
+	case code == kipass.EUNAVAILABLE:
 		s.Logger.Warn("unavailable", "route", r.Pattern, "err", err)
 	}
 	status := ErrorStatusCode(code)
-	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
+	if w.Header().Get("Retry-After") == "" {
+		switch status {
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "5")
+		}
 	}
 	writeJSON(w, status, &ErrorResponse{Error: ErrorBody{Code: code, Field: kipass.ErrorField(err), Message: msg}})
 }

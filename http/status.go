@@ -230,7 +230,10 @@ func (s *Server) handleStatusStream(w http.ResponseWriter, r *http.Request) {
 		s.shedRequest(w, r, "streams", 15*time.Second, "too many status subscribers: poll /v1/status instead")
 		return
 	}
+	// The server's read and write timeouts are for ordinary requests: a stream lives
+	// on, and must not have its context cancelled when the read deadline passes.
 	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

@@ -217,3 +217,30 @@ func TestRetention(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusStreamOutlivesTimeouts keeps a stream open past the server's read
+// timeout: it must still deliver changes.
+func TestStatusStreamOutlivesTimeouts(t *testing.T) {
+	e := MustOpenEnv(t, backends[0], envOptions{server: func(s *kiphttp.Server) { kiphttp.SetReadTimeout(s, 200*time.Millisecond) }})
+	ctx := context.Background()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/v1/status/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := readEvents(resp)
+	<-events
+	time.Sleep(600 * time.Millisecond)
+	if err := e.Admin.Do(ctx, "POST", "/v1/notices", kiphttp.CreateNoticeRequest{Level: "info", MessageKO: "점검 안내"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev, ok := <-events:
+		if !ok || len(ev.Notices) != 1 {
+			t.Fatalf("event %+v (stream open: %v)", ev, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event after the read timeout passed")
+	}
+}

@@ -121,6 +121,8 @@ type Service struct {
 	metrics *metrics
 	keyID   string
 	handler http.Handler
+	// apiRoutes are the patterns registered by routes, for Routes.
+	apiRoutes []string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -142,8 +144,10 @@ func Open(cfg Config) (*Service, error) {
 		return nil, errors.New("issuer: no fact source (registry)")
 	}
 	cfg.defaults()
-	if cfg.KeyPolicy.MaxPassLife < cfg.MaxOfflineAhead+time.Hour {
-		return nil, fmt.Errorf("issuer: key policy keeps references for passes of %s, offline passes reach %s", cfg.KeyPolicy.MaxPassLife, cfg.MaxOfflineAhead)
+	// Keys must outlive every pass: a seal key the longest pass life after its
+	// retirement, day keys made before any pass for their day.
+	if p := cfg.KeyPolicy; p.MaxPassLife < cfg.MaxOfflineAhead+MaxOfflineWindow || time.Duration(p.DaysAhead)*24*time.Hour < cfg.MaxOfflineAhead+24*time.Hour {
+		return nil, fmt.Errorf("issuer: the key policy (pass life %s, %d days ahead) does not cover offline passes %s ahead", p.MaxPassLife, p.DaysAhead, cfg.MaxOfflineAhead)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
@@ -200,21 +204,27 @@ func (s *Service) KeyID() string { return s.keyID }
 
 func (s *Service) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern string, h http.Handler) {
+		s.apiRoutes = append(s.apiRoutes, pattern)
+		mux.Handle(pattern, h)
+	}
+	handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.HandleFunc("GET /v1/openapi.json", handleOpenAPI)
-	mux.HandleFunc("POST /v1/enrolments", s.handleEnrol)
-	mux.HandleFunc("POST /v1/enrolments/{id}/verify", s.handleVerify)
-	mux.HandleFunc("GET /v1/pass", s.handlePass)
-	mux.HandleFunc("GET /v1/passes/offline", s.handleOffline)
-	mux.HandleFunc("GET /v1/safe-number", s.handleSafeNumber)
-	mux.HandleFunc("POST /v1/trace/day-tags", s.handleDayTags)
-	mux.HandleFunc("POST /v1/trace/resolve", s.handleResolve)
-	mux.HandleFunc("GET /v1/audit", s.handleListAudit)
-	mux.HandleFunc("GET /v1/audit/verify", s.handleVerifyAudit)
+	}))
+	handle("GET /readyz", http.HandlerFunc(s.handleReady))
+	handle("GET /metrics", s.metrics.handler())
+	handle("GET /v1/openapi.json", http.HandlerFunc(handleOpenAPI))
+	handle("POST /v1/enrolments", http.HandlerFunc(s.handleEnrol))
+	handle("POST /v1/enrolments/{id}/verify", http.HandlerFunc(s.handleVerify))
+	handle("GET /v1/pass", http.HandlerFunc(s.handlePass))
+	handle("GET /v1/passes/offline", http.HandlerFunc(s.handleOffline))
+	handle("GET /v1/safe-number", http.HandlerFunc(s.handleSafeNumber))
+	handle("POST /v1/trace/day-tags", http.HandlerFunc(s.handleDayTags))
+	handle("POST /v1/trace/resolve", http.HandlerFunc(s.handleResolve))
+	handle("GET /v1/audit", http.HandlerFunc(s.handleListAudit))
+	handle("GET /v1/audit/verify", http.HandlerFunc(s.handleVerifyAudit))
+
+	// The wallet page and the fallbacks are not part of the API document.
 	wallet := web.Handler()
 	mux.Handle("GET /wallet", wallet)
 	mux.Handle("GET /wallet/", wallet)
@@ -225,16 +235,9 @@ func (s *Service) routes() http.Handler {
 	return s.metrics.instrument(mux)
 }
 
-// Routes lists the API routes, as the OpenAPI document must describe them.
-func Routes() []string {
-	return []string{
-		"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/openapi.json",
-		"POST /v1/enrolments", "POST /v1/enrolments/{id}/verify",
-		"GET /v1/pass", "GET /v1/passes/offline", "GET /v1/safe-number",
-		"POST /v1/trace/day-tags", "POST /v1/trace/resolve",
-		"GET /v1/audit", "GET /v1/audit/verify",
-	}
-}
+// Routes lists the patterns of the API routes ("GET /v1/pass", ...), which the
+// OpenAPI document describes.
+func (s *Service) Routes() []string { return append([]string(nil), s.apiRoutes...) }
 
 func (s *Service) handleReady(w http.ResponseWriter, r *http.Request) {
 	if err := s.db.ready(r.Context()); err != nil {

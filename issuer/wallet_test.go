@@ -205,6 +205,7 @@ func TestWalletInChromium(t *testing.T) {
 	waitFor("the offline passes", func() bool {
 		return regexp.MustCompile(`미리 받은 패스 \d+개`).MatchString(text("#offline-info"))
 	})
+	waitFor("the service worker", func() bool { return eval(`navigator.serviceWorker.controller !== null`) })
 	h.close()
 	do(chromedp.Click("#refresh"), chromedp.WaitVisible("#offline-banner"))
 	off := attr("#qr", "data-pass")
@@ -218,6 +219,13 @@ func TestWalletInChromium(t *testing.T) {
 	}
 	if s := text("#offline-banner"); !strings.Contains(s, "오프라인") {
 		t.Errorf("offline banner %q", s)
+	}
+
+	// The page itself opens without the issuer: the service worker serves it, and it
+	// shows the saved pass.
+	do(chromedp.Reload(), chromedp.WaitVisible("#offline-banner"))
+	if cur := attr("#qr", "data-pass"); cur == "" || h.scanAt(cur, h.clock.Now()).Outcome != kipass.PASS {
+		t.Fatal("after a reload without the issuer, no valid saved pass is shown")
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 // facilityConflicts are the safe messages for the facilities table's unique constraints.
 var facilityConflicts = map[string]string{
-	"facilities_pkey":                 "a facility with this id already exists",
+	"facilities_pkey":                "a facility with this id already exists",
 	"facilities_business_number_key": "a facility with this business number already exists",
 	"facilities_phone_number_key":    "a facility with this phone number already exists",
 }

@@ -30,14 +30,14 @@ const (
 
 // ImportOptions tunes Import. The zero value of each field selects its default.
 type ImportOptions struct {
-	Format           string                 // FormatCSV or FormatJSONL; "" detects it from Name, then from the content
-	Name             string                 // the file's name, for detection by extension (.csv, .jsonl, .ndjson, .json)
-	Size             int64                  // the file's size in bytes, for the percentage; 0 when unknown
-	Now              time.Time              // no fact may lie after it (default time.Now())
-	BatchSize        int                    // rows per transaction (default DefaultBatchSize)
-	MaxReported      int                    // rejected rows kept in the report (default DefaultMaxReported)
-	Progress         func(ImportProgress)   // called from Import's goroutine every ProgressInterval and at the end
-	ProgressInterval time.Duration          // default 200 ms
+	Format           string               // FormatCSV or FormatJSONL; "" detects it from Name, then from the content
+	Name             string               // the file's name, for detection by extension (.csv, .jsonl, .ndjson, .json)
+	Size             int64                // the file's size in bytes, for the percentage; 0 when unknown
+	Now              time.Time            // no fact may lie after it (default time.Now())
+	BatchSize        int                  // rows per transaction (default DefaultBatchSize)
+	MaxReported      int                  // rejected rows kept in the report (default DefaultMaxReported)
+	Progress         func(ImportProgress) // called from Import's goroutine every ProgressInterval and at the end
+	ProgressInterval time.Duration        // default 200 ms
 }
 
 // ImportProgress is the state of a running import.

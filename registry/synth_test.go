@@ -92,7 +92,7 @@ func measure(t *testing.T, people []*registry.Person, at time.Time) *mixStats {
 		}
 		for _, x := range p.Tests {
 			switch {
-			case x.Kind == kipass.TestPCR && (x.At.Equal((day-2).Start()) || x.At.Equal((day-2).Start().Add(-time.Second))):
+			case x.Kind == kipass.TestPCR && (x.At.Equal((day - 2).Start()) || x.At.Equal((day - 2).Start().Add(-time.Second))):
 				s.pcrAtBoundary++
 			case x.Kind == kipass.TestRAT && x.At.Equal((day - 1).Start()):
 				s.ratAtBoundary++

@@ -161,9 +161,9 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	for _, upsert := range []bool{false, true} {
 		m := make(map[int]*sql.Stmt)
 		for n := 1; n <= insertChunk; n *= 2 {
-			q := "INSERT INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+			q := "INSERT OR IGNORE INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
 			if upsert {
-				q += " ON CONFLICT (id) DO NOTHING RETURNING id"
+				q += " RETURNING id"
 			}
 			s, err := db.writer.PrepareContext(ctx, q)
 			if err != nil {

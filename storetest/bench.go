@@ -70,6 +70,7 @@ func BenchStoreVisits(b *testing.B, s Store, workers, batch int) {
 	var failed atomic.Value
 	before := s.IngestStats()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -102,6 +103,7 @@ func BenchStoreVisits(b *testing.B, s Store, workers, batch int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
@@ -120,9 +122,19 @@ func BenchRawInsert(b *testing.B, insert func(ctx context.Context, visits []*kip
 	b.Helper()
 	visits := BenchVisits(b.N)
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	if err := insert(context.Background(), visits); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "visits/s")
+}
+
+// reportCPU reports the process's CPU time per visit since cpu0 (for PostgreSQL this
+// leaves out the server's own work).
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-us/visit")
+	}
 }

@@ -192,7 +192,7 @@ func testVisits(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("FindAtFacility", func(t *testing.T) {
 		s := open(t)
 		a := newVisits("fac-a", base.Add(-30*time.Minute), 3) // 09:30:00, :01, :02 KST
-		late := newVisit("fac-a", base.Add(23*time.Hour))  // the next KST day
+		late := newVisit("fac-a", base.Add(23*time.Hour))     // the next KST day
 		b := newVisit("fac-b", base)
 		mustStore(t, s, append(append(a, late), b), kipass.VisitStored)
 		tests := []struct {

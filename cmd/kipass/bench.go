@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,8 @@ type ingestBench struct {
 	Warmup      time.Duration
 	RawVisits   int
 	QueueSize   int
+	CPUProfile  string
+	Rate        float64
 }
 
 // ParseFlags reads the benchmark's flags.
@@ -80,6 +83,8 @@ func (b *ingestBench) ParseFlags(args []string) error {
 	fs.DurationVar(&b.Warmup, "warmup", 3*time.Second, "unmeasured run time before")
 	fs.IntVar(&b.RawVisits, "raw-visits", 300_000, "visits inserted for the raw ceiling")
 	fs.IntVar(&b.QueueSize, "queue-size", 10_000, "the store's ingest queue, in visits")
+	fs.Float64Var(&b.Rate, "rate", 0, "visits/s offered in the paced phase (default: 50000, or 80% of the saturation rate if that is lower)")
+	fs.StringVar(&b.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured HTTP run to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -148,34 +153,51 @@ func (b *ingestBench) Run(ctx context.Context) error {
 		backend = "postgres"
 	}
 	w := b.env.Stdout
-	fmt.Fprintf(w, "kipass bench ingest: %s, %d devices, batches of %d, %v measured after %v warm-up, GOMAXPROCS=%d\n",
+	fmt.Fprintf(w, "kipass bench ingest: %s, %d devices, batches of %d, %v per phase after %v warm-up, GOMAXPROCS=%d\n",
 		backend, b.Devices, b.Batch, b.Duration, b.Warmup, runtime.GOMAXPROCS(0))
 
-	res, err := b.runHTTP(ctx, dir)
+	// Each phase starts on a fresh, empty database, as the raw ceiling does: SQLite's
+	// inserts slow down as its indexes outgrow the page cache.
+	h, err := b.startHTTP(ctx, dir, "saturation")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nHTTP ingest (POST /v1/visits, durable, group commit):\n")
-	fmt.Fprintf(w, "  acknowledged visits/s  %.0f  (%d visits in %d requests)\n", res.rate, res.visits, res.requests)
-	fmt.Fprintf(w, "  latency p50 / p99 / max  %.1f / %.1f / %.1f ms\n", ms(res.p50), ms(res.p99), ms(res.max))
-	fmt.Fprintf(w, "  shed (429)             %d requests\n", res.shed)
-	fmt.Fprintf(w, "  commits                %d (%.0f visits per commit)\n", res.commits, res.perCommit)
-	fmt.Fprintf(w, "  peak RSS (VmHWM)       %.0f MB\n", float64(res.peakRSS)/(1<<20))
+	sat, err := h.measure(ctx, b, 0)
+	h.close()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nHTTP ingest at saturation (POST /v1/visits, durable, group commit; %d devices posting back to back):\n", b.Devices)
+	sat.print(w)
+	rate := b.Rate
+	if rate == 0 {
+		rate = min(50_000, 0.8*sat.rate)
+	}
+	if h, err = b.startHTTP(ctx, dir, "paced"); err != nil {
+		return err
+	}
+	paced, err := h.measure(ctx, b, rate)
+	h.close()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nHTTP ingest at an offered %.0f visits/s (each device paced):\n", rate)
+	paced.print(w)
 
-	fmt.Fprintf(w, "\nRaw insert ceiling (%s.RawInsert: plain multi-row INSERTs, one transaction per batch, no HTTP):\n", backend)
+	fmt.Fprintf(w, "\nRaw insert ceiling (%s.RawInsert: plain multi-row INSERTs of the same rows, one transaction per batch, no HTTP):\n", backend)
 	for _, batch := range []int{b.Batch, 5000} {
-		rate, err := b.runRaw(ctx, dir, batch)
+		raw, err := b.runRaw(ctx, dir, batch)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  batch %-5d  %.0f visits/s   (HTTP ingest is %.0f%% of it)\n", batch, rate, 100*res.rate/rate)
+		fmt.Fprintf(w, "  batch %-5d  %.0f visits/s   (HTTP ingest at saturation is %.0f%% of it)\n", batch, raw, 100*sat.rate/raw)
 	}
 	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// httpResult is what the HTTP phase measured.
+// httpResult is what one measured phase saw.
 type httpResult struct {
 	visits, requests, shed int64
 	rate                   float64
@@ -185,14 +207,48 @@ type httpResult struct {
 	peakRSS                int64
 }
 
-func (b *ingestBench) runHTTP(ctx context.Context, dir string) (*httpResult, error) {
-	st, cleanup, err := b.openStore(ctx, dir, "ingest")
+func (r *httpResult) print(w io.Writer) {
+	fmt.Fprintf(w, "  acknowledged visits/s    %.0f  (%d visits in %d requests)\n", r.rate, r.visits, r.requests)
+	fmt.Fprintf(w, "  latency p50 / p99 / max  %.1f / %.1f / %.1f ms\n", ms(r.p50), ms(r.p99), ms(r.max))
+	fmt.Fprintf(w, "  shed (429)               %d requests\n", r.shed)
+	fmt.Fprintf(w, "  commits                  %d (%.0f visits per commit)\n", r.commits, r.perCommit)
+	fmt.Fprintf(w, "  peak RSS (VmHWM)         %.0f MB\n", float64(r.peakRSS)/(1<<20))
+}
+
+// benchDevice is one enrolled device of the benchmark.
+type benchDevice struct {
+	facility, token string
+}
+
+// httpBench is the server under load, its store and its devices.
+type httpBench struct {
+	st      benchStore
+	server  *kiphttp.Server
+	hc      *http.Client
+	url     string
+	devices []benchDevice
+	cleanup []func()
+	seq     int
+}
+
+func (h *httpBench) close() {
+	for i := len(h.cleanup) - 1; i >= 0; i-- {
+		h.cleanup[i]()
+	}
+	h.cleanup = nil
+}
+
+// startHTTP opens a fresh store, serves it on loopback and enrols the devices.
+func (b *ingestBench) startHTTP(ctx context.Context, dir, name string) (*httpBench, error) {
+	h := &httpBench{}
+	st, cleanup, err := b.openStore(ctx, dir, name)
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
+	h.st, h.cleanup = st, append(h.cleanup, cleanup)
 	signed, bundle, err := benchBundle()
 	if err != nil {
+		h.close()
 		return nil, err
 	}
 	const admin = "bench-admin"
@@ -205,43 +261,52 @@ func (b *ingestBench) runHTTP(ctx context.Context, dir string) (*httpResult, err
 	s.SetBundle(signed, bundle)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		h.close()
 		return nil, err
 	}
 	if err := s.Open(ln); err != nil {
+		h.close()
 		return nil, err
 	}
-	defer func() {
+	h.server, h.url = s, s.URL()
+	h.cleanup = append(h.cleanup, func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.Close(cctx)
-	}()
+	})
 
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: b.Devices, MaxConnsPerHost: b.Devices, DisableCompression: true}}
-	adminClient := &kiphttp.Client{URL: s.URL(), Token: admin, HTTPClient: hc}
-	type device struct {
-		facility, token string
-	}
-	devices := make([]device, b.Devices)
+	h.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: b.Devices, MaxConnsPerHost: b.Devices, DisableCompression: true}}
+	adminClient := &kiphttp.Client{URL: h.url, Token: admin, HTTPClient: h.hc}
+	h.devices = make([]benchDevice, b.Devices)
 	var facility *kipass.Facility
-	for i := range devices {
+	for i := range h.devices {
 		if i%4 == 0 {
 			facility, err = adminClient.CreateFacility(ctx, &kiphttp.CreateFacilityRequest{
 				Name: "bench " + strconv.Itoa(i), BusinessNumber: benchBusinessNumber(i), Category: "restaurant", Region: "seoul"})
 			if err != nil {
+				h.close()
 				return nil, fmt.Errorf("create facility: %w", err)
 			}
 		}
 		code, err := adminClient.CreateEnrollmentCode(ctx, facility.ID)
 		if err != nil {
+			h.close()
 			return nil, err
 		}
-		e, err := (&kiphttp.Client{URL: s.URL(), HTTPClient: hc}).Enroll(ctx, code.Code, "bench")
+		e, err := (&kiphttp.Client{URL: h.url, HTTPClient: h.hc}).Enroll(ctx, code.Code, "bench")
 		if err != nil {
+			h.close()
 			return nil, err
 		}
-		devices[i] = device{facility.ID, e.Token}
+		h.devices[i] = benchDevice{facility.ID, e.Token}
 	}
+	return h, nil
+}
 
+// measure runs every device for the warm-up and the measured duration. With rate 0
+// each device posts its next batch as soon as the last is answered (saturation);
+// otherwise the devices together offer rate visits per second, each on its own pace.
+func (h *httpBench) measure(ctx context.Context, b *ingestBench, rate float64) (*httpResult, error) {
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool
@@ -253,18 +318,34 @@ func (b *ingestBench) runHTTP(ctx context.Context, dir string) (*httpResult, err
 		latencies []time.Duration
 		wg        sync.WaitGroup
 	)
-	url := s.URL() + "/v1/visits"
-	for i, d := range devices {
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(len(h.devices)*b.Batch) / rate * float64(time.Second))
+	}
+	url := h.url + "/v1/visits"
+	h.seq++
+	for i, d := range h.devices {
 		wg.Go(func() {
-			gen := newBatchGen(i, d.facility, b.Batch)
+			gen := newBatchGen(h.seq*100000+i, d.facility, b.Batch)
 			var local []time.Duration
+			// Spread the paced devices over one interval so they do not post in step.
+			next := time.Now().Add(time.Duration(mrand.Int64N(int64(max(interval, 1)))))
 			for !stop.Load() {
+				if interval > 0 {
+					if wait := time.Until(next); wait > 0 {
+						time.Sleep(wait)
+					}
+					next = next.Add(interval)
+					if late := time.Since(next); late > interval {
+						next = time.Now() // never burst to catch up
+					}
+				}
 				body := gen.next(time.Now())
 				start := time.Now()
 				req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+d.token)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
+				resp, err := h.hc.Do(req)
 				if err != nil {
 					failures.Add(1)
 					time.Sleep(100 * time.Millisecond)
@@ -297,13 +378,26 @@ func (b *ingestBench) runHTTP(ctx context.Context, dir string) (*httpResult, err
 	}
 	time.Sleep(b.Warmup)
 	resetPeakRSS()
-	before := st.IngestStats()
+	if b.CPUProfile != "" && rate == 0 {
+		f, err := os.Create(b.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
+	before := h.st.IngestStats()
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(b.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	after := st.IngestStats()
+	if b.CPUProfile != "" && rate == 0 {
+		pprof.StopCPUProfile()
+	}
+	after := h.st.IngestStats()
 	peak := peakRSS()
 	stop.Store(true)
 	wg.Wait()

@@ -76,7 +76,7 @@ func (m *issuerMain) ParseFlags(args []string) error {
 	env := func(name, def string) string { return envOr(m.env, name, def) }
 	fs.StringVar(&m.Addr, "addr", env("KIPASS_ADDR", "127.0.0.1:8081"), "listen address (KIPASS_ADDR)")
 	fs.StringVar(&m.DataDir, "data", env("KIPASS_DATA", ""), "data directory: issuer.db and the issuer's key file (KIPASS_DATA)")
-	fs.StringVar(&m.KeyPath, "key", env("KIPASS_ISSUER_KEY", ""), "issuer signing key file, as `kipass authority add-issuer` writes it (KIPASS_ISSUER_KEY)")
+	fs.StringVar(&m.KeyPath, "key", env("KIPASS_ISSUER_KEY", ""), "issuer signing key file, as kipass authority add-issuer writes it (KIPASS_ISSUER_KEY)")
 	fs.StringVar(&m.RegistryURL, "registry", env("KIPASS_REGISTRY", ""), "base URL of the immunization registry (KIPASS_REGISTRY)")
 	fs.StringVar(&m.RegistryToken, "registry-token", env("KIPASS_REGISTRY_TOKEN", ""), "the issuer's bearer token at the registry (KIPASS_REGISTRY_TOKEN)")
 	inv := fs.String("investigator-tokens", env("KIPASS_INVESTIGATOR_TOKENS", ""), `investigator tokens "name:token,name2:token2" (KIPASS_INVESTIGATOR_TOKENS)`)

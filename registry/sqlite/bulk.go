@@ -69,23 +69,17 @@ func (s *Store) write(ctx context.Context, fn func(w *txWriter) error) error {
 	return nil
 }
 
-// stmt returns the INSERT of rows rows bound to the transaction. Full chunks use a
-// statement prepared once; a shorter last chunk is prepared for the transaction.
+// tables are the tables written with multi-row INSERTs.
+var tables = []table{personsTable, dosesTable, testsTable, recoveriesTable, exemptionsTable}
+
+// stmt returns the INSERT of rows rows bound to the transaction. Full chunks use the
+// statement prepared at Open (the writer's one connection is the transaction's now);
+// a shorter last chunk is prepared in the transaction.
 func (w *txWriter) stmt(t table, rows int) (*sql.Stmt, error) {
 	if rows != chunkRows {
 		return w.tx.PrepareContext(w.ctx, t.sql(rows))
 	}
-	w.s.bulkMu.Lock()
-	defer w.s.bulkMu.Unlock()
-	st, ok := w.s.bulk[t.name]
-	if !ok {
-		var err error
-		if st, err = w.s.writer.PrepareContext(w.ctx, t.sql(rows)); err != nil {
-			return nil, err
-		}
-		w.s.bulk[t.name] = st
-	}
-	return w.tx.StmtContext(w.ctx, st), nil
+	return w.tx.StmtContext(w.ctx, w.s.stmts.bulk[t.name]), nil
 }
 
 // insert inserts the rows whose parameters are args, chunkRows at a time; each

@@ -18,6 +18,7 @@ type statements struct {
 	updatePerson *sql.Stmt
 	deletes      []*sql.Stmt // the children of one person
 	selectPerson *sql.Stmt
+	bulk         map[string]*sql.Stmt // INSERTs of chunkRows rows by table; not bound
 }
 
 // selectPersonSQL reads a person and every child row in one statement, so that the
@@ -44,6 +45,10 @@ func prepare(db *sql.DB) (*statements, error) {
 		st.deletes = append(st.deletes, p(`DELETE FROM `+t+` WHERE person_id = ?`))
 	}
 	st.selectPerson = p(selectPersonSQL)
+	st.bulk = map[string]*sql.Stmt{}
+	for _, t := range tables {
+		st.bulk[t.name] = p(t.sql(chunkRows))
+	}
 	if err := errors.Join(errs...); err != nil {
 		st.close()
 		return nil, err
@@ -61,7 +66,11 @@ func (st *statements) bind(ctx context.Context, tx *sql.Tx) *statements {
 }
 
 func (st *statements) close() {
-	for _, s := range append([]*sql.Stmt{st.updatePerson, st.selectPerson}, st.deletes...) {
+	all := append([]*sql.Stmt{st.updatePerson, st.selectPerson}, st.deletes...)
+	for _, s := range st.bulk {
+		all = append(all, s)
+	}
+	for _, s := range all {
 		if s != nil {
 			s.Close()
 		}

@@ -52,9 +52,6 @@ type Store struct {
 	reader *sql.DB
 	stmts  *statements
 
-	bulkMu sync.Mutex
-	bulk   map[string]*sql.Stmt // full-chunk INSERTs by table
-
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -82,7 +79,7 @@ func OpenOptions(path string, opts Options) (*Store, error) {
 		"&_pragma=cache_size(-32768)&_pragma=temp_store(MEMORY)"
 	readerDSN := path + "?_busy_timeout=" + busy + "&_query_only=1&_pragma=cache_size(-16384)"
 
-	s := &Store{opts: opts, bulk: map[string]*sql.Stmt{}}
+	s := &Store{opts: opts}
 	var err error
 	if s.writer, err = sql.Open("sqlite", writerDSN); err != nil {
 		return nil, fmt.Errorf("registry sqlite: open: %w", err)
@@ -114,11 +111,6 @@ func OpenOptions(path string, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stmts.close()
-		s.bulkMu.Lock()
-		for _, st := range s.bulk {
-			st.Close()
-		}
-		s.bulkMu.Unlock()
 		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
 	})
 	return s.closeErr

@@ -391,7 +391,7 @@ func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 // demo facility, then waits until the page is ready to scan.
 func enroll(t testing.TB, ctx context.Context, c *central, category string) {
 	t.Helper()
-	run(t, ctx, 30*time.Second, "enrol", chromedp.Navigate(c.url()+"/scan/"),
+	run(t, ctx, 60*time.Second, "enrol", chromedp.Navigate(c.url()+"/scan/"),
 		chromedp.WaitVisible(chromedp.CSS("#enroll-code")),
 		chromedp.SendKeys(chromedp.CSS("#enroll-code"), c.code(category)),
 		chromedp.Click(chromedp.CSS("#enroll-submit")),
@@ -420,7 +420,7 @@ func readDecision(t testing.TB, ctx context.Context, seq int, camera bool) decis
 	if camera {
 		sel += "[data-latency-ms]"
 	}
-	run(t, ctx, 30*time.Second, "wait for decision "+sel, chromedp.WaitReady(chromedp.CSS(sel)))
+	run(t, ctx, 60*time.Second, "wait for decision "+sel, chromedp.WaitReady(chromedp.CSS(sel)))
 	return eval[decision](t, ctx, `(() => { const e = document.getElementById('decision');
 		return Object.assign({}, e.dataset, {basis: e.querySelector('.basis').textContent, detail: e.querySelector('.detail').textContent}); })()`)
 }

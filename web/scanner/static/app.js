@@ -140,7 +140,7 @@ function showEnroll() {
         facility: body.facility, enrolled: Date.now(),
       };
       await store.setMeta('device', state.device);
-      await startScanning();
+      await startScanning(true);
     } catch (_) {
       err.textContent = t('enroll.offline');
       err.hidden = false;
@@ -152,7 +152,12 @@ function showEnroll() {
 
 // ---- scanning ----
 
-async function startScanning() {
+/**
+ * Starts the scanner screen: uploads, central's status, the trust bundle, the
+ * inputs and the camera. justEnrolled says central answered a moment ago, so it is
+ * worth waiting a little longer for its clock.
+ */
+async function startScanning(justEnrolled = false) {
   show('scan');
   renderFacility();
   uploader = new Uploader({
@@ -166,7 +171,7 @@ async function startScanning() {
   const bundle = refreshBundle();
   if (!state.bundle) await bundle;
   // Learn central's clock before the first decision, but never wait long for it.
-  await Promise.race([firstStatus, new Promise((r) => setTimeout(r, 2500))]);
+  await Promise.race([firstStatus, new Promise((r) => setTimeout(r, justEnrolled ? 10e3 : 2500))]);
   setInterval(refreshBundle, BUNDLE_REFRESH);
   setInterval(renderStatus, 30e3);
   bindInputs();
