@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Pure packages that the browser scanner runs as WebAssembly.
-WASM_PKGS := ./base45 ./pass ./trust ./policy ./seal ./scanner
+WASM_PKGS := ./base45 ./pass ./trust ./policy ./seal ./scanner ./issuer/subject ./cmd/scanwasm
 
 .PHONY: build run test lint wasm wasm-check bench fuzz
 
@@ -30,7 +30,7 @@ wasm-check:
 	GOOS=js GOARCH=wasm go build $(WASM_PKGS)
 
 bench:
-	go test -run '^$$' -bench . -benchmem ./scanner ./pass ./policy
+	go test -run '^$$' -bench . -benchmem -cpu 1 ./scanner ./pass ./policy ./issuer
 
 fuzz:
 	go test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./pass
