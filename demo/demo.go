@@ -77,7 +77,7 @@ func People() []Person {
 		{"R-0010", "임서윤", "010-0000-0010", kipass.Holder{BirthDate: dp("1960-01-25"), Exemption: kipass.ExemptionMedical},
 			kipass.PASS, kipass.BasisMedicalExemption, "registered medical exemption"},
 		{"R-0011", "한준서", "010-0000-0011", kipass.Holder{BirthDate: dp("1983-10-10"), Tests: []kipass.Test{{Kind: kipass.TestSelf, Result: kipass.ResultNegative, At: at("2022-01-27T08:00:00+09:00")}}},
-			kipass.FAIL, "", "unvaccinated; a home self-test never counts"},
+			kipass.FAIL, "no_valid_test", "unvaccinated; a home self-test never counts"},
 		{"R-0012", "오지민", "010-0000-0012", kipass.Holder{BirthDate: dp("1995-02-14"), Doses: doses(kipass.ProductJanssen, "2021-11-01")},
 			kipass.PASS, kipass.BasisVaccinated, "one dose of Janssen 2021-11-01"},
 	}

@@ -171,3 +171,31 @@ func TestClientUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkClientPerson measures look-ups through the client and the HTTP server, in
+// parallel, over a real database of synthetic people.
+func BenchmarkClientPerson(b *testing.B) {
+	ts := mustServeStore(b)
+	var ps []*registry.Person
+	for p := range registry.Synth(registry.SynthOptions{People: 10_000, Seed: 1}) {
+		ps = append(ps, p)
+	}
+	if err := ts.Store.PutPersons(context.Background(), ps); err != nil {
+		b.Fatal(err)
+	}
+	c := registry.NewClient(ts.URL, issuerToken, nil)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := c.Person(context.Background(), ps[i%len(ps)].PersonID); err != nil {
+				b.Error(err)
+				return
+			}
+			i += 7
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/lookup")
+}

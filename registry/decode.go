@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strconv"
@@ -87,7 +88,7 @@ func (d *testDoc) test(prefix string) (kipass.Test, error) {
 // decodeStrict decodes one JSON value into v, refusing unknown members, duplicate
 // names, trailing data and malformed values with an EINVALID error naming the field.
 func decodeStrict(data []byte, v any) error {
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return kipass.Errorf(kipass.EINVALID, "empty: want a JSON object")
 	}
 	if err := jsonv2.Unmarshal(data, v, strictJSON); err != nil {

@@ -184,6 +184,27 @@ func (p *Person) Facts(now time.Time) kipass.Holder {
 	return h
 }
 
+// FromHolder returns the record whose facts are h, for seeding a registry with people
+// described by their holder facts (the demo visitors): the recovery becomes the only
+// release from isolation and the exemption holds without a start day. A holder without
+// a birth date gives a record that does not validate.
+func FromHolder(id string, h kipass.Holder) *Person {
+	p := &Person{PersonID: id, Doses: slices.Clone(h.Doses), Tests: slices.Clone(h.Tests)}
+	if h.BirthDate != nil {
+		p.BirthDate = *h.BirthDate
+	} else {
+		p.BirthDate = EarliestBirth - 1
+	}
+	if h.RecoveredOn != nil {
+		p.Recoveries = []kipass.Date{*h.RecoveredOn}
+	}
+	if h.Exemption != "" {
+		p.Exemptions = []Exemption{{Kind: h.Exemption}}
+	}
+	p.Normalize()
+	return p
+}
+
 // AddDose records one dose. The same dose again changes nothing; another product on a
 // day that has a dose is an ECONFLICT. Errors name the fields of the dose alone
 // ("date", "product").

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/demo"
 	"github.com/kipass/kipass/registry"
 )
 
@@ -161,6 +162,26 @@ func normalizeHolder(h kipass.Holder) kipass.Holder {
 		h.Tests[i].At = h.Tests[i].At.UTC()
 	}
 	return h
+}
+
+// TestFromHolder turns each demo visitor into a record whose facts at the demo moment
+// are the visitor's holder facts again.
+func TestFromHolder(t *testing.T) {
+	for _, dp := range demo.People() {
+		t.Run(dp.PersonID, func(t *testing.T) {
+			p := registry.FromHolder(dp.PersonID, dp.Holder)
+			if err := p.Validate(demo.Start); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			got := p.Facts(demo.Start)
+			if !reflect.DeepEqual(normalizeHolder(got), normalizeHolder(dp.Holder)) {
+				t.Fatalf("Facts =\n%+v\nwant\n%+v", got, dp.Holder)
+			}
+		})
+	}
+	if err := registry.FromHolder("R-1", kipass.Holder{}).Validate(now); kipass.ErrorField(err) != "birth_date" {
+		t.Fatalf("a holder without a birth date: %v, want a birth_date error", err)
+	}
 }
 
 func TestPersonAdd(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -276,5 +275,3 @@ func BenchmarkSynth(b *testing.B) {
 	}
 	b.ReportMetric(float64(10_000*b.N)/b.Elapsed().Seconds(), "people/s")
 }
-
-var _ = fmt.Sprint

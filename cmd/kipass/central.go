@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,6 +75,9 @@ type centralMain struct {
 
 	// Now is the clock of the server and the store; tests set it.
 	Now func() time.Time
+	// Mounts are web front ends served beside the API (pattern -> handler), such as
+	// the scanner at /scan/.
+	Mounts map[string]http.Handler
 
 	logger *slog.Logger
 	db     centralStore
@@ -224,6 +228,9 @@ func (m *centralMain) Run(ctx context.Context) error {
 	s.Logger = m.logger
 	s.Now = m.Now
 	s.SetBundle(signed, bundle)
+	for pattern, h := range m.Mounts {
+		s.Handle(pattern, h)
+	}
 	if err := s.Open(ln); err != nil {
 		ln.Close()
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 	"github.com/kipass/kipass/pass"
 	"github.com/kipass/kipass/scanner"
 	"github.com/kipass/kipass/trust"
+	scanweb "github.com/kipass/kipass/web/scanner"
 )
 
 func init() {
@@ -37,11 +39,14 @@ func init() {
 // demoMain is `kipass demo`: an authority, an issuer key and a trust bundle made in the
 // data directory on first start, demo passes minted and verified on the demo clock.
 type demoMain struct {
-	env  *Env
-	Addr string
-	Data string
-	At   time.Time
-	Once bool
+	env          *Env
+	Addr         string // central, the scanner and the console
+	IssuerAddr   string // the issuer and the wallet
+	RegistryAddr string // the immunization registry
+	Data         string
+	At           time.Time
+	Once         bool
+	rootKey      ed25519.PublicKey
 
 	now       func() time.Time
 	bundle    *trust.Bundle
@@ -54,6 +59,8 @@ func (m *demoMain) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(m.env.Stderr)
 	fs.StringVar(&m.Addr, "addr", envOr(m.env, "KIPASS_ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&m.IssuerAddr, "issuer-addr", envOr(m.env, "KIPASS_ISSUER_ADDR", "127.0.0.1:8081"), "listen address of the issuer and wallet")
+	fs.StringVar(&m.RegistryAddr, "registry-addr", envOr(m.env, "KIPASS_REGISTRY_ADDR", "127.0.0.1:8082"), "listen address of the registry")
 	fs.StringVar(&m.Data, "data", envOr(m.env, "KIPASS_DATA", "kipass-data"), "data directory (one database file per service)")
 	at := fs.String("at", envOr(m.env, "KIPASS_DEMO_AT", demo.Start.Format(time.RFC3339)), `where the demo clock starts, RFC 3339, or "now"`)
 	fs.BoolVar(&m.Once, "once", false, "set up, show the demo passes and their decisions, and exit")
@@ -73,13 +80,47 @@ func (m *demoMain) ParseFlags(args []string) error {
 	return nil
 }
 
-// Run sets up the demo and shows its passes.
+// Run sets up the demo, shows its passes, and (unless Once) serves every service
+// until ctx ends.
 func (m *demoMain) Run(ctx context.Context) error {
-	if err := m.setupAuthority(); err != nil {
-		return fmt.Errorf("authority: %w", err)
+	r, err := m.Start(ctx)
+	if err != nil || r == nil {
+		return err
 	}
-	return m.showPasses()
+	<-ctx.Done()
+	fmt.Fprintln(m.env.Stdout, "kipass demo: stopping")
+	return r.Close()
 }
+
+// Start sets up the demo and starts the services; with Once it only shows the passes
+// and returns a nil run.
+func (m *demoMain) Start(ctx context.Context) (*demoRun, error) {
+	if err := os.MkdirAll(m.Data, 0o700); err != nil {
+		return nil, err
+	}
+	if err := m.setupAuthority(); err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	if err := m.showPasses(); err != nil || m.Once {
+		return nil, err
+	}
+	r, err := m.startServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.printURLs(m)
+	return r, nil
+}
+
+// mounts returns the web front ends central serves beside its API.
+func (m *demoMain) mounts() map[string]http.Handler {
+	return map[string]http.Handler{
+		scanweb.Prefix: scanweb.Handler(scanweb.Config{RootKey: m.rootKey}),
+	}
+}
+
+// hasConsole reports whether the investigator console is mounted.
+func (m *demoMain) hasConsole() bool { _, ok := m.mounts()["/console/"]; return ok }
 
 // setupAuthority makes (once) the authority, one issuer and the trust bundle under
 // DATA/authority, and loads them.
@@ -112,6 +153,7 @@ func (m *demoMain) setupAuthority() error {
 	if err != nil {
 		return err
 	}
+	m.rootKey = root
 	if m.signed, err = os.ReadFile(bundleFile); err != nil {
 		return err
 	}
@@ -135,7 +177,7 @@ func (m *demoMain) showPasses() error {
 	place := kipass.Place{Category: "gym", Region: "seoul"}
 	fmt.Fprintf(w, "kipass demo: the clock reads %s (KST); data in %s\n\n", now.In(kipass.KST).Format("2006-01-02 15:04:05"), m.Data)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "visitor\thistory\tgym, seoul\tbasis\tvalid until")
+	fmt.Fprintln(tw, "gym, seoul\tbasis\tvalid until\thistory\tvisitor")
 	var first string
 	for i, p := range demo.People() {
 		text, err := pass.Sign(&pass.Claims{
@@ -151,9 +193,9 @@ func (m *demoMain) showPasses() error {
 		r := sc.Decide(text, place, 1, now)
 		until := "-"
 		if r.Decision.ValidUntil != nil {
-			until = r.Decision.ValidUntil.In(kipass.KST).Format("2006-01-02 15:04")
+			until = untilText(*r.Decision.ValidUntil)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Story, r.Outcome, r.Decision.Basis, until)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Outcome, r.Decision.Basis, until, p.Story, p.Name)
 	}
 	tw.Flush()
 	q, err := qrcode.New(first, qrcode.Medium)
@@ -162,4 +204,14 @@ func (m *demoMain) showPasses() error {
 	}
 	fmt.Fprintf(w, "\n%s's pass (%d characters, QR version %d-M), valid for %s:\n%s\n%s\n", demo.People()[0].Name, len(first), q.VersionNumber, pass.DefaultTTL, first, q.ToSmallString(false))
 	return nil
+}
+
+// untilText writes an end time as people say it: the end of a day is "24:00" of that
+// day, not "00:00" of the next.
+func untilText(t time.Time) string {
+	t = t.In(kipass.KST)
+	if t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 {
+		return t.Add(-time.Second).Format("2006-01-02") + " 24:00"
+	}
+	return t.Format("2006-01-02 15:04")
 }

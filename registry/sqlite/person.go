@@ -79,7 +79,7 @@ func (st *statements) close() {
 
 // Person returns the record of id, or an ENOTFOUND error.
 func (s *Store) Person(ctx context.Context, id string) (*registry.Person, error) {
-	rows, err := s.reader.QueryContext(ctx, selectPersonSQL, id)
+	rows, err := s.read.QueryContext(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("select person: %w", err)
 	}

@@ -51,6 +51,7 @@ type Store struct {
 	writer *sql.DB // one connection
 	reader *sql.DB
 	stmts  *statements
+	read   *sql.Stmt // selectPersonSQL on the read pool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -104,6 +105,12 @@ func OpenOptions(path string, opts Options) (*Store, error) {
 	s.reader.SetMaxOpenConns(opts.ReadConns)
 	s.reader.SetMaxIdleConns(opts.ReadConns)
 	s.reader.SetConnMaxIdleTime(0)
+	if s.read, err = s.reader.Prepare(selectPersonSQL); err != nil {
+		s.stmts.close()
+		s.writer.Close()
+		s.reader.Close()
+		return nil, fmt.Errorf("registry sqlite: prepare: %w", err)
+	}
 	return s, nil
 }
 
@@ -111,6 +118,7 @@ func OpenOptions(path string, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stmts.close()
+		s.read.Close()
 		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
 	})
 	return s.closeErr
