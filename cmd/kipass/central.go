@@ -20,6 +20,8 @@ import (
 	"github.com/kipass/kipass/postgres"
 	"github.com/kipass/kipass/sqlite"
 	"github.com/kipass/kipass/trust"
+	scanweb "github.com/kipass/kipass/web/scanner"
+	webstatus "github.com/kipass/kipass/web/status"
 )
 
 func init() {
@@ -228,6 +230,10 @@ func (m *centralMain) Run(ctx context.Context) error {
 	s.Logger = m.logger
 	s.Now = m.Now
 	s.SetBundle(signed, bundle)
+	// The web scanner and the status page are served by every central node, on the
+	// same origin as the API they call.
+	s.Handle(scanweb.Prefix, scanweb.Handler(scanweb.Config{RootKey: root}))
+	s.Handle(webstatus.Prefix, webstatus.Handler())
 	for pattern, h := range m.Mounts {
 		s.Handle(pattern, h)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/kipass/kipass/pass"
 	"github.com/kipass/kipass/scanner"
 	"github.com/kipass/kipass/trust"
-	scanweb "github.com/kipass/kipass/web/scanner"
 )
 
 func init() {
@@ -114,9 +113,7 @@ func (m *demoMain) Start(ctx context.Context) (*demoRun, error) {
 
 // mounts returns the web front ends central serves beside its API.
 func (m *demoMain) mounts() map[string]http.Handler {
-	return map[string]http.Handler{
-		scanweb.Prefix: scanweb.Handler(scanweb.Config{RootKey: m.rootKey}),
-	}
+	return map[string]http.Handler{}
 }
 
 // hasConsole reports whether the investigator console is mounted.

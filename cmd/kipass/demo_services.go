@@ -181,7 +181,7 @@ func (r *demoRun) printURLs(m *demoMain) {
 	if m.hasConsole() {
 		fmt.Fprintf(w, "  investigator console   %s/console/\n", r.urls.central)
 	}
-	fmt.Fprintf(w, "  status                 %s/v1/status\n", r.urls.central)
+	fmt.Fprintf(w, "  status                 %s/status  (JSON: /v1/status)\n", r.urls.central)
 	fmt.Fprintf(w, "  metrics                %s/metrics\n", r.urls.central)
 	fmt.Fprintf(w, "  wallet (visitor)       %s/wallet\n", r.urls.issuer)
 	fmt.Fprintf(w, "  registry               %s\n\n", r.urls.registry)
