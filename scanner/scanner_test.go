@@ -210,3 +210,39 @@ func TestSlowClockRecentTest(t *testing.T) {
 		t.Fatalf("got %s/%s %s %s", r.Outcome, r.Decision.Basis, r.Refusal, r.Detail)
 	}
 }
+
+// BenchmarkDecideVsVerify interleaves the whole decision with a raw signature check of
+// the same pass, one of each per iteration, and reports their ratio: interleaving keeps
+// the comparison fair on a machine whose load drifts. Goal: ratio <= 1.3.
+func BenchmarkDecideVsVerify(b *testing.B) {
+	s := mustScanner(b)
+	kid := pass.KeyID(pub(issuerKey))
+	texts := make([]string, 256)
+	for i := range texts {
+		texts[i] = mustPass(b, issuerKey, kid, lunch, boosted(), byte(i))
+	}
+	msg := make([]byte, 150)
+	sig := ed25519.Sign(issuerKey, msg)
+	p := pub(issuerKey)
+	var decide, verify time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		if i%len(texts) == 0 {
+			clear(s.seen)
+		}
+		t0 := time.Now()
+		if !ed25519.Verify(p, msg, sig) {
+			b.Fatal("verify failed")
+		}
+		t1 := time.Now()
+		if r := s.Decide(texts[i%len(texts)], gymBusan, 1, lunch); r.Outcome != kipass.PASS {
+			b.Fatalf("%s %s", r.Outcome, r.Detail)
+		}
+		t2 := time.Now()
+		verify += t1.Sub(t0)
+		decide += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(verify.Nanoseconds())/float64(b.N), "verify-ns/op")
+	b.ReportMetric(float64(decide.Nanoseconds())/float64(b.N), "decide-ns/op")
+	b.ReportMetric(float64(decide)/float64(verify), "ratio")
+}
