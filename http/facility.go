@@ -234,11 +234,9 @@ func (s *Server) handleCreateEnrollmentCode(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	var req CreateEnrollmentCodeRequest
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, MaxBodySize, &req); err != nil {
-			s.Error(w, r, err)
-			return
-		}
+	if err := decodeOptionalJSON(w, r, MaxBodySize, &req, true); err != nil {
+		s.Error(w, r, err)
+		return
 	}
 	ttl := time.Duration(req.TTL)
 	if ttl == 0 {

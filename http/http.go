@@ -286,7 +286,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d := time.Since(start)
 		s.metrics.httpDuration.WithLabelValues(route, strconv.Itoa(rw.code())).Observe(d.Seconds())
-		if route != "GET /v1/status/stream" {
+		if route != "GET /v1/status/stream" && s.Logger.Enabled(r.Context(), slog.LevelDebug) {
 			s.Logger.Debug("request", "route", route, "status", rw.code(), "duration_ms", float64(d.Microseconds())/1000)
 		}
 	}()

@@ -3,6 +3,8 @@ package http
 import (
 	"net/http"
 
+	"github.com/kipass/kipass"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,16 +13,18 @@ import (
 // metrics are the server's Prometheus metrics, in a registry of its own so that two
 // servers in one process (tests, the demo) never collide.
 type metrics struct {
-	registry      *prometheus.Registry
-	visits        *prometheus.CounterVec
-	batchSize     prometheus.Histogram
-	commitLatency prometheus.Histogram
-	shed          *prometheus.CounterVec
-	purged        prometheus.Counter
-	purgeRuns     *prometheus.CounterVec
-	httpDuration  *prometheus.HistogramVec
-	phoneCheckins *prometheus.CounterVec
-	traceQueries  *prometheus.CounterVec
+	registry *prometheus.Registry
+	visits   *prometheus.CounterVec
+	// The visits counters by status, looked up once rather than per visit.
+	visitsStored, visitsDuplicate, visitsRejected prometheus.Counter
+	batchSize                                     prometheus.Histogram
+	commitLatency                                 prometheus.Histogram
+	shed                                          *prometheus.CounterVec
+	purged                                        prometheus.Counter
+	purgeRuns                                     *prometheus.CounterVec
+	httpDuration                                  *prometheus.HistogramVec
+	phoneCheckins                                 *prometheus.CounterVec
+	traceQueries                                  *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -75,9 +79,9 @@ func newMetrics(s *Server) *metrics {
 	m.registry.MustRegister(m.visits, m.batchSize, m.commitLatency, m.shed, m.purged, m.purgeRuns,
 		m.httpDuration, m.phoneCheckins, m.traceQueries, queueDepth, inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, st := range []string{"stored", "duplicate", "rejected"} {
-		m.visits.WithLabelValues(st)
-	}
+	m.visitsStored = m.visits.WithLabelValues(kipass.VisitStored)
+	m.visitsDuplicate = m.visits.WithLabelValues(kipass.VisitDuplicate)
+	m.visitsRejected = m.visits.WithLabelValues(kipass.VisitRejected)
 	for _, c := range []string{"inflight", "store_queue", "device_rate", "streams"} {
 		m.shed.WithLabelValues(c)
 	}

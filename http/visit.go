@@ -141,9 +141,20 @@ func (s *Server) ingest(ctx context.Context, d *kipass.Device, visits []*kipass.
 			results[i] = kipass.VisitStatus{ID: visits[i].ID, Status: kipass.VisitRejected, Reason: kipass.ReasonVisitConflict}
 		}
 	}
+	var stored, dups, rejected int
 	for _, st := range results {
-		s.metrics.visits.WithLabelValues(st.Status).Inc()
+		switch st.Status {
+		case kipass.VisitStored:
+			stored++
+		case kipass.VisitDuplicate:
+			dups++
+		default:
+			rejected++
+		}
 	}
+	s.metrics.visitsStored.Add(float64(stored))
+	s.metrics.visitsDuplicate.Add(float64(dups))
+	s.metrics.visitsRejected.Add(float64(rejected))
 	return results, nil
 }
 

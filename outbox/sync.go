@@ -34,6 +34,7 @@ type Syncer struct {
 
 	wake    chan struct{}
 	once    sync.Once
+	mu      sync.Mutex // one upload at a time: SyncOnce may be called beside Run
 	current int
 }
 
@@ -140,6 +141,8 @@ func (s *Syncer) backoff(n int, err error) time.Duration {
 // SyncOnce uploads one batch, if there is one, and applies the answers.
 func (s *Syncer) SyncOnce(ctx context.Context) SyncResult {
 	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	visits, err := s.Outbox.Next(ctx, s.Batch)
 	if err != nil || len(visits) == 0 {
 		return SyncResult{Err: err}
