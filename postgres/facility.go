@@ -77,7 +77,7 @@ func (db *DB) queryFacilities(ctx context.Context, query string, args ...any) ([
 	if err != nil {
 		return nil, fmt.Errorf("find facilities: %w", err)
 	}
-	var out []*kipass.Facility
+	out := []*kipass.Facility{}
 	var f kipass.Facility
 	var phone *string
 	_, err = pgx.ForEachRow(rows, []any{&f.ID, &f.Name, &f.BusinessNumber, &f.Category, &f.Region, &f.Address, &phone, &f.CreatedAt}, func() error {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -204,6 +205,11 @@ func (c *committer) commitGroup(reqs []*ingestRequest) {
 			c.commitGroup([]*ingestRequest{r})
 		}
 		return
+	}
+	if err != nil {
+		// Nothing of the batch is acknowledged: to the caller the store is
+		// unavailable and the upload is to be retried; the cause is for the log.
+		err = fmt.Errorf("%w (%v)", kipass.Errorf(kipass.EUNAVAILABLE, "visit storage failed; retry later"), err)
 	}
 
 	c.statsMu.Lock()

@@ -233,3 +233,26 @@ func TestPurgeDropsPartitions(t *testing.T) {
 		t.Fatalf("partitions after purge: %s", got)
 	}
 }
+
+func TestCommitFailureIsUnavailable(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if err := s.rawExec(ctx, `ALTER TABLE visit_ids RENAME TO visit_ids_away`); err != nil {
+		t.Fatal(err)
+	}
+	vs := []*kipass.Visit{{ID: "v1", FacilityID: "f", At: time.Now(), Method: kipass.MethodQR}}
+	_, err := s.StoreVisits(ctx, vs)
+	if kipass.ErrorCode(err) != kipass.EUNAVAILABLE || strings.Contains(kipass.ErrorMessage(err), "visit_ids") {
+		t.Fatalf("StoreVisits with a broken schema: code %q, message %q", kipass.ErrorCode(err), kipass.ErrorMessage(err))
+	}
+	if s.IngestStats().Failed != 1 {
+		t.Fatalf("IngestStats.Failed = %d, want 1", s.IngestStats().Failed)
+	}
+	if err := s.rawExec(ctx, `ALTER TABLE visit_ids_away RENAME TO visit_ids`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.StoreVisits(ctx, vs)
+	if err != nil || st[0].Status != kipass.VisitStored {
+		t.Fatalf("StoreVisits after repair: %+v, %v", st, err)
+	}
+}

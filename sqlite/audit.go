@@ -51,7 +51,7 @@ func (db *DB) AppendAudit(ctx context.Context, e *kipass.AuditEntry) error {
 
 // ListAudit returns the entries at or after from and before to, by seq.
 func (db *DB) ListAudit(ctx context.Context, from, to time.Time) ([]*kipass.AuditEntry, error) {
-	var out []*kipass.AuditEntry
+	out := []*kipass.AuditEntry{}
 	err := db.scanAudit(ctx, func(e *kipass.AuditEntry) error {
 		out = append(out, e)
 		return nil

@@ -78,7 +78,7 @@ func (db *DB) queryFacilities(ctx context.Context, query string, args ...any) ([
 		return nil, fmt.Errorf("find facilities: %w", err)
 	}
 	defer rows.Close()
-	var out []*kipass.Facility
+	out := []*kipass.Facility{}
 	for rows.Next() {
 		var f kipass.Facility
 		var phone sql.NullString

@@ -3,8 +3,7 @@
 // and NoticeService with modernc.org/sqlite (pure Go, no cgo).
 //
 // The file runs in WAL mode with synchronous=FULL, so a committed transaction survives
-// a power loss. One connection writes, a small pool reads and one more connection
-// checkpoints the WAL in the background (checkpoint.go); visits reach the writer
+// a power loss. One connection writes and a small pool reads; visits reach the writer
 // through a group committer (ingest.go) that commits many waiting batches at once.
 package sqlite
 
@@ -89,11 +88,7 @@ type DB struct {
 
 	ingest *committer
 
-	insertStmts [2]map[int]*sql.Stmt // multi-row INSERTs: [plain, upsert] by row count
-
-	ckpt     *sql.DB // one connection for WAL checkpoints (checkpoint.go)
-	ckptStop chan struct{}
-	ckptDone chan struct{}
+	insertStmts [2]map[int]*sql.Stmt // multi-row INSERTs: [plain, RETURNING id] by row count
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,8 +111,7 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	// Parameters common to every connection; WAL is a property of the file, and
 	// synchronous matters only where commits happen.
 	writerDSN := path + "?_busy_timeout=" + busy + "&_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1" +
-		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(0)"
-	ckptDSN := path + "?_busy_timeout=" + busy + "&_synchronous=FULL"
+		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
 	readerDSN := path + "?_busy_timeout=" + busy + "&_query_only=1&_pragma=cache_size(-16384)"
 
 	db := &DB{path: path, opts: opts}
@@ -144,11 +138,6 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	db.reader.SetMaxOpenConns(opts.ReadConns)
 	db.reader.SetMaxIdleConns(opts.ReadConns)
 	db.reader.SetConnMaxIdleTime(0)
-	if err := db.openCheckpointer(ckptDSN); err != nil {
-		db.reader.Close()
-		db.writer.Close()
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
 	db.ingest = newCommitter(db.commitVisits, opts.QueueSize, opts.MaxCommitVisits, opts.CommitTimeout)
 	return db, nil
 }
@@ -163,7 +152,7 @@ func (db *DB) Close() error {
 				s.Close()
 			}
 		}
-		db.closeErr = errors.Join(db.reader.Close(), db.writer.Close(), db.closeCheckpointer())
+		db.closeErr = errors.Join(db.reader.Close(), db.writer.Close())
 	})
 	return db.closeErr
 }

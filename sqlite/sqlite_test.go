@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,25 @@ func TestOpenRefusesBadPath(t *testing.T) {
 			db.Close()
 			t.Errorf("Open(%q) succeeded", p)
 		}
+	}
+}
+
+func TestCommitFailureIsUnavailable(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.raw(t).ExecContext(ctx, `ALTER TABLE visits RENAME TO visits_away`); err != nil {
+		t.Fatal(err)
+	}
+	vs := []*kipass.Visit{{ID: "v1", FacilityID: "f", At: time.Now(), Method: kipass.MethodQR}}
+	_, err := s.StoreVisits(ctx, vs)
+	if kipass.ErrorCode(err) != kipass.EUNAVAILABLE || strings.Contains(kipass.ErrorMessage(err), "visits") {
+		t.Fatalf("StoreVisits with a broken schema: code %q, message %q", kipass.ErrorCode(err), kipass.ErrorMessage(err))
+	}
+	if _, err := s.raw(t).ExecContext(ctx, `ALTER TABLE visits_away RENAME TO visits`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.StoreVisits(ctx, vs)
+	if err != nil || st[0].Status != kipass.VisitStored {
+		t.Fatalf("StoreVisits after repair: %+v, %v", st, err)
 	}
 }

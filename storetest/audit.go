@@ -99,8 +99,8 @@ func testAudit(t *testing.T, open func(t *testing.T) Store) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(got) != len(tt.want) {
-					t.Fatalf("got %d entries, want %d", len(got), len(tt.want))
+				if got == nil || len(got) != len(tt.want) {
+					t.Fatalf("got %d entries (nil: %t), want %d", len(got), got == nil, len(tt.want))
 				}
 				for i, w := range tt.want {
 					g := got[i]

@@ -34,6 +34,9 @@ func tokenHash(token string) []byte {
 func testFacilities(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 	s := open(t)
+	if all, err := s.ListFacilities(ctx); err != nil || all == nil || len(all) != 0 {
+		t.Fatalf("ListFacilities on a new store: %v, %v; want an empty slice", all, err)
+	}
 	f1, f2 := newFacility(1), newFacility(2)
 	for _, f := range []*kipass.Facility{f2, f1} {
 		if err := s.CreateFacility(ctx, f); err != nil {

@@ -151,9 +151,13 @@ func atFacility(tb testing.TB, s Store, facility string) []*kipass.Visit {
 	return vs
 }
 
-// sameVisits fails unless got holds visits with the content of want, in order.
+// sameVisits fails unless got holds visits with the content of want, in order. An
+// empty answer must be an empty slice, not nil, so that it encodes as [] in JSON.
 func sameVisits(tb testing.TB, got, want []*kipass.Visit) {
 	tb.Helper()
+	if got == nil {
+		tb.Fatalf("got a nil slice, want an empty one")
+	}
 	if len(got) != len(want) {
 		tb.Fatalf("got %d visits, want %d", len(got), len(want))
 	}

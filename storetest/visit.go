@@ -237,6 +237,9 @@ func testVisits(t *testing.T, open func(t *testing.T) Store) {
 			v(old, "fac-a", base.Add(-48*time.Hour)),
 			v(old, "fac-b", base.Add(time.Minute)),
 		}, kipass.VisitStored)
+		if none, err := s.FindSharedTokens(ctx, base.Add(time.Hour)); err != nil || none == nil || len(none) != 0 {
+			t.Fatalf("FindSharedTokens with none: %v, %v; want an empty slice", none, err)
+		}
 		got, err := s.FindSharedTokens(ctx, base.Add(-time.Hour))
 		if err != nil {
 			t.Fatal(err)
