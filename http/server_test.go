@@ -235,7 +235,10 @@ func MustOpenEnv(tb testing.TB, b backend, o envOptions) *testEnv {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// net/http's Shutdown counts a connection that was dialled but never sent a
+		// request as busy for its first 5 seconds; a client pool under concurrency
+		// leaves such connections behind, so allow more than that.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			tb.Errorf("close server: %v", err)
