@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Pure packages that the browser scanner runs as WebAssembly.
-WASM_PKGS := ./base45 ./pass ./trust ./policy ./seal ./scanner ./issuer/subject ./cmd/scanwasm
+WASM_PKGS := ./base45 ./pass ./trust ./policy ./seal ./scanner ./issuer/subject ./cmd/scanwasm ./cmd/tracewasm
 
 .PHONY: build run test lint wasm wasm-check bench fuzz
 
@@ -21,10 +21,10 @@ lint:
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# wasm rebuilds the browser scanner's WebAssembly module (committed; a test checks it
-# is up to date with the Go source).
+# wasm rebuilds the WebAssembly modules of the scanner and the investigator console
+# (committed; tests check they are up to date with the Go source).
 wasm:
-	go generate ./web/scanner
+	go generate ./web/scanner ./web/console
 
 wasm-check:
 	GOOS=js GOARCH=wasm go build $(WASM_PKGS)

@@ -20,6 +20,7 @@ import (
 	"github.com/kipass/kipass/pass"
 	"github.com/kipass/kipass/scanner"
 	"github.com/kipass/kipass/trust"
+	"github.com/kipass/kipass/web/console"
 )
 
 func init() {
@@ -112,12 +113,14 @@ func (m *demoMain) Start(ctx context.Context) (*demoRun, error) {
 }
 
 // mounts returns the web front ends central serves beside its API.
-func (m *demoMain) mounts() map[string]http.Handler {
-	return map[string]http.Handler{}
+func (m *demoMain) mounts(issuerURL string) map[string]http.Handler {
+	return map[string]http.Handler{
+		console.Prefix: console.Handler(console.Config{IssuerURL: issuerURL}),
+	}
 }
 
 // hasConsole reports whether the investigator console is mounted.
-func (m *demoMain) hasConsole() bool { _, ok := m.mounts()["/console/"]; return ok }
+func (m *demoMain) hasConsole() bool { _, ok := m.mounts("")[console.Prefix]; return ok }
 
 // setupAuthority makes (once) the authority, one issuer and the trust bundle under
 // DATA/authority, and loads them.

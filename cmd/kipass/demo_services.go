@@ -19,6 +19,7 @@ import (
 	"github.com/kipass/kipass/policy"
 	"github.com/kipass/kipass/registry"
 	regsqlite "github.com/kipass/kipass/registry/sqlite"
+	"github.com/kipass/kipass/web/console"
 )
 
 // The demo's credentials. They are printed at start: a demo has nothing to protect.
@@ -113,7 +114,13 @@ func (r *demoRun) startIssuer(ctx context.Context, m *demoMain, logger *slog.Log
 	if err != nil {
 		return err
 	}
-	r.issuerSrv = &http.Server{Handler: r.issuer.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	// The investigator console is served by central, on another port: the issuer
+	// lets that origin call its trace API.
+	origins := []string{"http://" + m.Addr}
+	if _, port, err := net.SplitHostPort(m.Addr); err == nil {
+		origins = append(origins, "http://localhost:"+port, "http://127.0.0.1:"+port)
+	}
+	r.issuerSrv = &http.Server{Handler: console.CORS(r.issuer.Handler(), origins...), ReadHeaderTimeout: 5 * time.Second}
 	go r.issuerSrv.Serve(ln)
 	r.urls.issuer = "http://" + ln.Addr().String()
 	return nil
@@ -132,7 +139,7 @@ func (r *demoRun) startCentral(ctx context.Context, m *demoMain) error {
 		return err
 	}
 	c.Now = m.now
-	c.Mounts = m.mounts()
+	c.Mounts = m.mounts(r.urls.issuer)
 	if err := c.Run(ctx); err != nil {
 		return err
 	}
