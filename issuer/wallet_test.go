@@ -3,9 +3,8 @@ package issuer_test
 import (
 	"bytes"
 	"context"
+	"github.com/kipass/kipass/internal/browsertest"
 	"image/png"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,16 +21,7 @@ import (
 
 // chromiumPath finds Debian's chromium.
 func chromiumPath(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("chromium is not installed (.ci/run installs it)")
-	return ""
+	return browsertest.Path(t)
 }
 
 // browser starts a headless Chromium with a fresh profile and returns a tab context.

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/kipass/kipass/internal/browsertest"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -29,16 +29,7 @@ import (
 )
 
 func chromiumPath(t testing.TB) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium")
-	}
-	t.Skip("no chromium on PATH (apt-get install chromium)")
-	return ""
+	return browsertest.Path(t)
 }
 
 // spy records every request body a handler gets, to show the key never leaves.

@@ -7,12 +7,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/kipass/kipass/internal/browsertest"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -302,16 +302,7 @@ func writeClip(t testing.TB, text string) string {
 
 // chromiumPath finds Debian's chromium (or another Chrome) or skips the test.
 func chromiumPath(t testing.TB) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium")
-	}
-	t.Skip("no chromium on PATH (apt-get install chromium)")
-	return ""
+	return browsertest.Path(t)
 }
 
 // browser starts a headless Chromium with a fresh profile and a fake camera that
