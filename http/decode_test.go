@@ -11,47 +11,6 @@ import (
 	"github.com/kipass/kipass"
 )
 
-func TestNormalizePhone(t *testing.T) {
-	for _, tc := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"010-1234-5678", "01012345678", true},
-		{"01012345678", "01012345678", true},
-		{"+82 10 1234 5678", "01012345678", true},
-		{"+82-10-1234-5678", "01012345678", true},
-		{"+82 010 1234 5678", "01012345678", true},
-		{"0082 10 1234 5678", "01012345678", true},
-		{"(010) 1234.5678", "01012345678", true},
-		{"011-123-4567", "0111234567", true},
-		{"02-123-4567", "021234567", true},
-		{"02-1234-5678", "0212345678", true},
-		{"+82 2 1234 5678", "0212345678", true},
-		{"031-123-4567", "0311234567", true},
-		{"064-1234-5678", "06412345678", true},
-		{"070-1234-5678", "07012345678", true},
-		{"080-123-4567", "0801234567", true},
-		{"0505-123-4567", "05051234567", true},
-		{"1588-1234", "15881234", true},
-		{"010-1234-567", "", false},    // mobile numbers have 11 digits
-		{"010-1234-56789", "", false},  // too long
-		{"02-12-345", "", false},       // too short
-		{"035-123-4567", "", false},    // no such area code
-		{"+1 415 555 0100", "", false}, // not Korean
-		{"010-1234-5678x", "", false},  // letters
-		{"010+1234+5678", "", false},   // plus inside
-		{"", "", false},                //
-		{"1234-5678", "", false},       // no prefix
-		{"１０1234", "", false},          // full-width digits
-		{strings.Repeat("0", 50), "", false},
-	} {
-		got, ok := NormalizePhone(tc.in)
-		if ok != tc.ok || (ok && got != tc.want) {
-			t.Errorf("NormalizePhone(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func TestParseBusinessNumber(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, want string
@@ -209,7 +168,7 @@ func FuzzPhoneCheckin(f *testing.F) {
 		if !sign || skew > 300 || skew < -300 {
 			t.Fatalf("accepted with sign=%v skew=%d", sign, skew)
 		}
-		if n, ok := NormalizePhone(c.Caller); !ok || n != c.Caller {
+		if n, ok := kipass.NormalizePhone(c.Caller); !ok || n != c.Caller {
 			t.Fatalf("caller %q not normalized", c.Caller)
 		}
 		if c.At.After(now.Add(MaxFutureSkew)) || c.At.Before(now.Add(-kipass.Retention)) {

@@ -114,7 +114,7 @@ func (s *Server) validateFacility(req *CreateFacilityRequest) (*kipass.Facility,
 		return nil, kipass.FieldErrorf("address", "must be at most 500 characters")
 	}
 	if req.PhoneNumber != "" {
-		p, ok := NormalizePhone(req.PhoneNumber)
+		p, ok := kipass.NormalizePhone(req.PhoneNumber)
 		if !ok {
 			return nil, kipass.FieldErrorf("phone_number", "not a Korean phone number")
 		}

@@ -2,31 +2,20 @@ package http
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/httpjson"
 )
 
 // writeJSON writes v with the status. Encoding errors cannot reach the client any more.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // decodeJSON decodes a request body of at most limit bytes into v, refusing unknown
 // fields, duplicate names, trailing data and malformed values with an error that names
@@ -69,7 +58,7 @@ func jsonError(err error) error {
 	case errors.As(err, &maxErr):
 		return kipass.Errorf(kipass.EINVALID, "the body is larger than %d bytes", maxErr.Limit)
 	case errors.As(err, &semErr):
-		field := fieldName(semErr.JSONPointer)
+		field := httpjson.FieldName(semErr.JSONPointer)
 		var perr *time.ParseError
 		switch {
 		case errors.Is(semErr.Err, jsonv2.ErrUnknownName):
@@ -81,12 +70,12 @@ func jsonError(err error) error {
 		case errors.As(semErr.Err, &domErr):
 			return kipass.FieldErrorf(field, "%s", domErr.Message)
 		case semErr.GoType != nil && semErr.JSONKind != 0:
-			return kipass.FieldErrorf(field, "must be %s, not a JSON %s", jsonTypeName(semErr.GoType.String()), kindName(semErr.JSONKind))
+			return kipass.FieldErrorf(field, "must be %s, not a JSON %s", jsonTypeName(semErr.GoType.String()), httpjson.KindName(semErr.JSONKind))
 		}
 		return kipass.FieldErrorf(field, "malformed value")
 	case errors.As(err, &synErr):
 		if errors.Is(synErr.Err, jsontext.ErrDuplicateName) {
-			return kipass.FieldErrorf(fieldName(synErr.JSONPointer), "given twice")
+			return kipass.FieldErrorf(httpjson.FieldName(synErr.JSONPointer), "given twice")
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
@@ -98,43 +87,6 @@ func jsonError(err error) error {
 		return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
 	}
 	return kipass.Errorf(kipass.EINVALID, "malformed JSON")
-}
-
-// fieldName turns a JSON pointer ("/visits/3/at") into a field path ("visits[3].at").
-func fieldName(p jsontext.Pointer) string {
-	var b strings.Builder
-	for tok := range p.Tokens() {
-		if _, err := strconv.ParseUint(tok, 10, 32); err == nil && b.Len() > 0 {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
-	}
-	if b.Len() == 0 {
-		return "body"
-	}
-	return b.String()
-}
-
-func kindName(k jsontext.Kind) string {
-	switch k {
-	case 'n':
-		return "null"
-	case 'f', 't':
-		return "boolean"
-	case '"':
-		return "string"
-	case '0':
-		return "number"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	}
-	return "value"
 }
 
 func jsonTypeName(goType string) string {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -206,7 +205,7 @@ func checkVisit(v *kipass.Visit, d *kipass.Device, now time.Time) string {
 		}
 	case kipass.MethodSafeNumber:
 		switch {
-		case !ValidSafeNumber(v.SafeNumber):
+		case !validSafeNumber(v.SafeNumber):
 			return "malformed: safe_number must be 4 digits and 2 Hangul syllables"
 		case len(v.Contact) > 0 || !noPass:
 			return "malformed: a safe_number visit carries only the safe number"
@@ -240,22 +239,11 @@ func validID(id string) bool {
 	return true
 }
 
-// ValidSafeNumber reports whether s is a personal safe number (개인안심번호): six
-// characters, four ASCII digits and two Hangul syllables, in any order.
-func ValidSafeNumber(s string) bool {
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) != 6 {
-		return false
-	}
-	digits, syllables := 0, 0
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case r >= 0xAC00 && r <= 0xD7A3:
-			syllables++
-		}
-	}
-	return digits == 4 && syllables == 2
+// validSafeNumber reports whether s is a personal safe number (개인안심번호) as a
+// scanner sends it: already normalized, without spaces or hyphens.
+func validSafeNumber(s string) bool {
+	n, ok := kipass.NormalizeSafeNumber(s)
+	return ok && n == s
 }
 
 // decoderPool keeps batch decoders and their buffers between requests.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,47 +169,25 @@ func randomDigits(n int) (string, error) {
 
 // NormalizePhone returns a Korean mobile number written as 010-1234-5678, 01012345678,
 // 010 1234 5678, +82 10 1234 5678 or +82-10-1234-5678 in the form 010-1234-5678, and
-// whether it was such a number. Landlines, other prefixes and other countries are not.
+// whether it was such a number. Landlines, other prefixes and other countries are not:
+// the issuer enrols a person by their mobile phone, in one of those written forms,
+// while kipass.NormalizePhone, which reads the digits, accepts any Korean number.
 func NormalizePhone(s string) (string, bool) {
 	s = strings.TrimSpace(s)
-	if len(s) > 20 {
+	if len(s) > 20 || !mobileForm.MatchString(s) {
 		return "", false
 	}
-	rest, intl := strings.CutPrefix(s, "+82")
-	if intl {
-		rest = strings.TrimLeft(rest, " -")
-		if !strings.HasPrefix(rest, "10") {
-			return "", false
-		}
-		rest = "0" + rest
-	}
-	// Groups of 3, 4 and 4 digits, each separated by at most one space or hyphen.
-	var digits []byte
-	groups := []int{3, 4, 4}
-	g, inGroup := 0, 0
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		switch {
-		case c >= '0' && c <= '9':
-			if g >= len(groups) {
-				return "", false
-			}
-			digits = append(digits, c)
-			inGroup++
-			if inGroup == groups[g] {
-				g, inGroup = g+1, 0
-			}
-		case (c == '-' || c == ' ') && inGroup == 0 && g > 0 && g < len(groups) && i > 0 && rest[i-1] >= '0' && rest[i-1] <= '9':
-		default:
-			return "", false
-		}
-	}
-	d := string(digits)
-	if len(d) != 11 || !strings.HasPrefix(d, "010") {
+	d, ok := kipass.NormalizePhone(s)
+	if !ok || len(d) != 11 || !strings.HasPrefix(d, "010") {
 		return "", false
 	}
 	return d[:3] + "-" + d[3:7] + "-" + d[7:], true
 }
+
+// mobileForm is how the issuer accepts a mobile number to be written: groups of 3, 4
+// and 4 digits, each separated by at most one space or hyphen, or +82 and the number
+// without its leading 0.
+var mobileForm = regexp.MustCompile(`^(?:\+82[ -]*1|01)0[ -]?[0-9]{4}[ -]?[0-9]{4}$`)
 
 // checkEnrolment validates and normalises e, naming the field at fault.
 func checkEnrolment(e *Enrolment, today kipass.Date) error {

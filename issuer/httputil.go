@@ -3,11 +3,9 @@ package issuer
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/httpjson"
 )
 
 // MaxBodySize bounds every request body.
@@ -86,19 +85,7 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 
 // writeJSON writes v with the status; answers are never cached, as they carry passes
 // and personal data.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WritePrivate(w, status, v) }
 
 // strictJSON refuses unknown members.
 var strictJSON = jsonv2.RejectUnknownMembers(true)
@@ -137,7 +124,7 @@ func jsonError(err error) error {
 	case errors.As(err, &maxErr):
 		return kipass.Errorf(kipass.EINVALID, "the body is larger than %d bytes", maxErr.Limit)
 	case errors.As(err, &semErr):
-		field := fieldName(semErr.JSONPointer)
+		field := httpjson.FieldName(semErr.JSONPointer)
 		switch {
 		case errors.Is(semErr.Err, jsonv2.ErrUnknownName):
 			return kipass.FieldErrorf(field, "unknown field")
@@ -148,12 +135,12 @@ func jsonError(err error) error {
 		case semErr.Err != nil && strings.Contains(semErr.Err.Error(), "YYYY-MM-DD"):
 			return kipass.FieldErrorf(field, "a date must be of the form YYYY-MM-DD")
 		case semErr.JSONKind != 0:
-			return kipass.FieldErrorf(field, "wrong type: a JSON %s is not accepted here", kindName(semErr.JSONKind))
+			return kipass.FieldErrorf(field, "wrong type: a JSON %s is not accepted here", httpjson.KindName(semErr.JSONKind))
 		}
 		return kipass.FieldErrorf(field, "malformed value")
 	case errors.As(err, &synErr):
 		if errors.Is(synErr.Err, jsontext.ErrDuplicateName) {
-			return kipass.FieldErrorf(fieldName(synErr.JSONPointer), "given twice")
+			return kipass.FieldErrorf(httpjson.FieldName(synErr.JSONPointer), "given twice")
 		}
 		return kipass.Errorf(kipass.EINVALID, "malformed JSON at byte %d", synErr.ByteOffset)
 	case errors.As(err, &domErr):
@@ -162,25 +149,6 @@ func jsonError(err error) error {
 		return kipass.Errorf(kipass.EINVALID, "the body ends in the middle of a JSON value")
 	}
 	return kipass.Errorf(kipass.EINVALID, "malformed JSON")
-}
-
-// fieldName turns a JSON pointer ("/subject/phone") into a field path ("subject.phone").
-func fieldName(p jsontext.Pointer) string {
-	var b strings.Builder
-	for tok := range p.Tokens() {
-		if _, err := strconv.ParseUint(tok, 10, 32); err == nil && b.Len() > 0 {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
-	}
-	if b.Len() == 0 {
-		return "body"
-	}
-	return b.String()
 }
 
 // bearerToken returns the bearer credential of r, or "".
@@ -218,22 +186,4 @@ func queryTime(r *http.Request, name string, def time.Time) (time.Time, error) {
 		return def, kipass.FieldErrorf(name, "a time must be RFC 3339, e.g. 2022-01-27T12:00:00+09:00")
 	}
 	return t, nil
-}
-
-func kindName(k jsontext.Kind) string {
-	switch k {
-	case 'n':
-		return "null"
-	case 'f', 't':
-		return "boolean"
-	case '"':
-		return "string"
-	case '0':
-		return "number"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	}
-	return "value"
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -85,7 +86,7 @@ func (o Options) withDefaults() Options {
 type DB struct {
 	pool   *pgxpool.Pool
 	opts   Options
-	ingest *committer
+	ingest *groupcommit.Committer
 
 	partMu     sync.Mutex
 	partitions map[kipass.Date]bool // days known to have a partition
@@ -123,7 +124,7 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	db.ingest = newCommitter(db.commitVisits, opts.QueueSize, opts.MaxCommitVisits, opts.CommitTimeout)
+	db.ingest = groupcommit.New(db.commitVisits, opts.QueueSize, opts.MaxCommitVisits, opts.CommitTimeout)
 	return db, nil
 }
 
@@ -131,7 +132,7 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*DB, error) {
 // pool. It is safe to call more than once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.ingest.close()
+		db.ingest.Close()
 		db.pool.Close()
 	})
 	return nil
@@ -148,7 +149,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Ready reports whether the database is reachable, its migrations are current and
 // visit ingest is running: what /readyz asks.
 func (db *DB) Ready(ctx context.Context) error {
-	if db.ingest.isClosed() {
+	if db.ingest.Closed() {
 		return kipass.Errorf(kipass.EUNAVAILABLE, "database closed")
 	}
 	want, err := migrationNames()
@@ -166,7 +167,7 @@ func (db *DB) Ready(ctx context.Context) error {
 }
 
 // IngestStats returns the group committer's statistics.
-func (db *DB) IngestStats() kipass.IngestStats { return db.ingest.snapshot() }
+func (db *DB) IngestStats() kipass.IngestStats { return db.ingest.Stats() }
 
 // migrationNames returns the embedded migration files in the order they apply.
 func migrationNames() ([]string, error) {

@@ -29,7 +29,7 @@ const purgeChunk = 10000
 // committed. See kipass.VisitService. The visits must not be modified until
 // StoreVisits returns, nor after it returns with ctx's error.
 func (db *DB) StoreVisits(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
-	return db.ingest.enqueue(ctx, visits)
+	return db.ingest.Enqueue(ctx, visits)
 }
 
 // digest returns SHA-256 over the content of v: the fields kipass.Visit.SameContent
@@ -66,7 +66,7 @@ func digest(v *kipass.Visit) []byte {
 	return h.Sum(nil)
 }
 
-// commitVisits is the group committer's commitFunc. It makes sure the days have
+// commitVisits is the group committer's groupcommit.Func. It makes sure the days have
 // partitions, then in one transaction claims the new ids in visit_ids, compares the
 // digests of the ids already claimed, and copies the new visits in.
 func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {

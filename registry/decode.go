@@ -11,6 +11,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/httpjson"
 )
 
 // personDoc is a person record as a request body or a JSON line carries it. Pointers
@@ -125,7 +126,7 @@ func jsonError(err error) error {
 	)
 	switch {
 	case errors.As(err, &semErr):
-		field := fieldName(semErr.JSONPointer)
+		field := httpjson.FieldName(semErr.JSONPointer)
 		switch {
 		case errors.Is(semErr.Err, jsonv2.ErrUnknownName):
 			return kipass.FieldErrorf(field, "unknown field")
@@ -134,12 +135,12 @@ func jsonError(err error) error {
 		case errors.As(semErr.Err, &tErr):
 			return kipass.FieldErrorf(field, "%q is not an RFC 3339 time such as 2022-01-20T10:00:00+09:00", tErr.Value)
 		case semErr.GoType != nil && semErr.JSONKind != 0:
-			return kipass.FieldErrorf(field, "must be %s, not a JSON %s", typeName(semErr.GoType.String()), kindName(semErr.JSONKind))
+			return kipass.FieldErrorf(field, "must be %s, not a JSON %s", typeName(semErr.GoType.String()), httpjson.KindName(semErr.JSONKind))
 		}
 		return kipass.FieldErrorf(field, "malformed value")
 	case errors.As(err, &synErr):
 		if errors.Is(synErr.Err, jsontext.ErrDuplicateName) {
-			return kipass.FieldErrorf(fieldName(synErr.JSONPointer), "given twice")
+			return kipass.FieldErrorf(httpjson.FieldName(synErr.JSONPointer), "given twice")
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return kipass.Errorf(kipass.EINVALID, "the JSON ends in the middle of a value")
@@ -149,43 +150,6 @@ func jsonError(err error) error {
 		return kipass.Errorf(kipass.EINVALID, "the JSON ends in the middle of a value")
 	}
 	return kipass.Errorf(kipass.EINVALID, "malformed JSON")
-}
-
-// fieldName turns a JSON pointer ("/doses/1/date") into a field path ("doses[1].date").
-func fieldName(p jsontext.Pointer) string {
-	var b strings.Builder
-	for tok := range p.Tokens() {
-		if _, err := strconv.ParseUint(tok, 10, 32); err == nil && b.Len() > 0 {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
-	}
-	if b.Len() == 0 {
-		return "body"
-	}
-	return b.String()
-}
-
-func kindName(k jsontext.Kind) string {
-	switch k {
-	case 'n':
-		return "null"
-	case 'f', 't':
-		return "boolean"
-	case '"':
-		return "string"
-	case '0':
-		return "number"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	}
-	return "value"
 }
 
 func typeName(goType string) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/httpjson"
 )
 
 // Server defaults.
@@ -234,19 +234,9 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, &ErrorResponse{Error: ErrorBody{Code: code, Field: kipass.ErrorField(err), Message: kipass.ErrorMessage(err)}})
 }
 
-// writeJSON writes v with the status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+// writeJSON writes v with the status; answers are never cached, as they carry health
+// records.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.WritePrivate(w, status, v) }
 
 // Roles of a caller.
 const (

@@ -4,7 +4,7 @@
 //
 // The file runs in WAL mode with synchronous=FULL, so a committed transaction survives
 // a power loss. One connection writes and a small pool reads; visits reach the writer
-// through a group committer (ingest.go) that commits many waiting batches at once.
+// through a group committer (internal/groupcommit) that commits many waiting batches at once.
 package sqlite
 
 import (
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/groupcommit"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -86,7 +87,7 @@ type DB struct {
 	writer *sql.DB // one connection; transactions begin IMMEDIATE
 	reader *sql.DB
 
-	ingest *committer
+	ingest *groupcommit.Committer
 
 	insertStmts [2]map[int]*sql.Stmt // multi-row INSERTs: [plain, RETURNING id] by row count
 
@@ -138,7 +139,7 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	db.reader.SetMaxOpenConns(opts.ReadConns)
 	db.reader.SetMaxIdleConns(opts.ReadConns)
 	db.reader.SetConnMaxIdleTime(0)
-	db.ingest = newCommitter(db.commitVisits, opts.QueueSize, opts.MaxCommitVisits, opts.CommitTimeout)
+	db.ingest = groupcommit.New(db.commitVisits, opts.QueueSize, opts.MaxCommitVisits, opts.CommitTimeout)
 	return db, nil
 }
 
@@ -146,7 +147,7 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 // database. It is safe to call more than once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.ingest.close()
+		db.ingest.Close()
 		for _, m := range db.insertStmts {
 			for _, s := range m {
 				s.Close()
@@ -168,7 +169,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Ready reports whether the database is reachable, its migrations are current and
 // visit ingest is running: what /readyz asks.
 func (db *DB) Ready(ctx context.Context) error {
-	if db.ingest.isClosed() {
+	if db.ingest.Closed() {
 		return kipass.Errorf(kipass.EUNAVAILABLE, "database closed")
 	}
 	if err := db.Ping(ctx); err != nil {
@@ -189,7 +190,7 @@ func (db *DB) Ready(ctx context.Context) error {
 }
 
 // IngestStats returns the group committer's statistics.
-func (db *DB) IngestStats() kipass.IngestStats { return db.ingest.snapshot() }
+func (db *DB) IngestStats() kipass.IngestStats { return db.ingest.Stats() }
 
 // migrationNames returns the embedded migration files in the order they apply.
 func migrationNames() ([]string, error) {

@@ -30,10 +30,10 @@ const purgeChunk = 10000
 // durably committed. See kipass.VisitService. The visits must not be modified until
 // StoreVisits returns, nor after it returns with ctx's error.
 func (db *DB) StoreVisits(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
-	return db.ingest.enqueue(ctx, visits)
+	return db.ingest.Enqueue(ctx, visits)
 }
 
-// commitVisits is the group committer's commitFunc: one IMMEDIATE transaction that
+// commitVisits is the group committer's groupcommit.Func: one IMMEDIATE transaction that
 // inserts every visit whose id is new and compares the others with what is stored.
 func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
 	receivedAt := db.now().UnixMicro()

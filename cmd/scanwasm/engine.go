@@ -172,7 +172,7 @@ func (e *engine) sealPhone(phone string) (string, error) {
 	if e.bundle == nil || len(e.bundle.SealingKey) != seal.KeySize {
 		return "", errors.New("no trust bundle with a sealing key is loaded")
 	}
-	n, ok := normalizePhone(phone)
+	n, ok := kipass.NormalizePhone(phone)
 	if !ok {
 		return "", errors.New("not a Korean phone number")
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kipass/kipass"
 	"github.com/kipass/kipass/scanner"
@@ -57,89 +55,10 @@ func untilText(t time.Time, lang string) string {
 	return "until " + s
 }
 
-// normalizePhone turns a Korean phone number as people write it into its domestic
-// digits and reports whether it is well formed. It agrees with central's
-// http.NormalizePhone (a test checks), which the module cannot import: that package
-// pulls the whole server into the browser.
-func normalizePhone(s string) (string, bool) {
-	if len(s) > 40 {
-		return "", false
-	}
-	b := make([]byte, 0, 16)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			b = append(b, c)
-		case c == '+' && len(b) == 0:
-			b = append(b, c)
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
-		default:
-			return "", false
-		}
-	}
-	d := string(b)
-	if rest, ok := strings.CutPrefix(d, "+82"); ok {
-		d = "0" + strings.TrimPrefix(rest, "0")
-	} else if rest, ok := strings.CutPrefix(d, "0082"); ok {
-		d = "0" + strings.TrimPrefix(rest, "0")
-	} else if strings.HasPrefix(d, "+") {
-		return "", false
-	}
-	n := len(d)
-	switch {
-	case n == 8 && (strings.HasPrefix(d, "15") || strings.HasPrefix(d, "16") || strings.HasPrefix(d, "18")):
-		return d, true
-	case n < 9 || d[0] != '0':
-		return "", false
-	case strings.HasPrefix(d, "010"):
-		return d, n == 11
-	case d[1] == '1' && strings.ContainsRune("16789", rune(d[2])):
-		return d, n == 10 || n == 11
-	case strings.HasPrefix(d, "02"):
-		return d, n == 9 || n == 10
-	case strings.HasPrefix(d, "070"):
-		return d, n == 11
-	case strings.HasPrefix(d, "080"):
-		return d, n == 10
-	case strings.HasPrefix(d, "050"):
-		return d, n == 11 || n == 12
-	case areaCode(d):
-		return d, n == 10 || n == 11
-	}
-	return "", false
-}
-
-// areaCode reports whether d starts with a provincial area code (031-033, 041-044,
-// 051-055, 061-064).
-func areaCode(d string) bool {
-	last := map[byte]byte{'3': '3', '4': '4', '5': '5', '6': '4'}[d[1]]
-	return last != 0 && d[2] >= '1' && d[2] <= last
-}
-
 // checkSafeNumber returns a personal safe number (개인안심번호) without the spaces and
 // hyphens staff may type, or "" when it is not four ASCII digits and two Hangul
-// syllables, the check central applies.
+// syllables: kipass.NormalizeSafeNumber, the check central applies.
 func checkSafeNumber(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == ' ' || r == '-' {
-			return -1
-		}
-		return r
-	}, strings.TrimSpace(s))
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) != 6 {
-		return ""
-	}
-	digits, syllables := 0, 0
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case r >= 0xAC00 && r <= 0xD7A3:
-			syllables++
-		}
-	}
-	if digits != 4 || syllables != 2 {
-		return ""
-	}
-	return s
+	n, _ := kipass.NormalizeSafeNumber(s)
+	return n
 }

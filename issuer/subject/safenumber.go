@@ -5,7 +5,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/kipass/kipass"
 )
 
 // CommonSyllables are the Hangul syllables safe numbers draw from: common, plain
@@ -63,24 +64,12 @@ func randInt(n int) int {
 }
 
 // NormalizeSafeNumber returns the canonical form of a safe number as a person writes it
-// ("1234 가나", " 1234가나 ") and whether it is well formed: 4 ASCII digits then 2
-// precomposed Hangul syllables (any, so that numbers stay valid if the list changes).
+// ("1234 가나", " 1234가나 ") and whether it is well formed (kipass.NormalizeSafeNumber)
+// in the form this issuer makes: the 4 digits first, then the 2 syllables.
 func NormalizeSafeNumber(s string) (string, bool) {
-	s = strings.Join(strings.Fields(s), "")
-	if len(s) != 4+2*3 || !utf8.ValidString(s) {
+	s, ok := kipass.NormalizeSafeNumber(s)
+	if !ok || strings.IndexFunc(s[:4], func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
 		return "", false
 	}
-	for i := 0; i < 4; i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return "", false
-		}
-	}
-	n := 0
-	for _, r := range s[4:] {
-		if r < 0xAC00 || r > 0xD7A3 {
-			return "", false
-		}
-		n++
-	}
-	return s, n == 2
+	return s, true
 }

@@ -54,7 +54,7 @@ func (w *World) Populate(o Options) {
 	admin := w.CentralClient(AdminToken)
 	categories := []string{"restaurant", "gym", "karaoke", "cinema", "pc_room", "wedding_hall"}
 	for i := range o.Facilities {
-		phone, ok := kiphttp.NormalizePhone(fmt.Sprintf("080-%03d-%04d", 100+i/10000, i%10000))
+		phone, ok := kipass.NormalizePhone(fmt.Sprintf("080-%03d-%04d", 100+i/10000, i%10000))
 		if !ok {
 			tb.Fatalf("facility phone %d", i)
 		}

@@ -1,4 +1,8 @@
-package sqlite
+// Package groupcommit is the visit store's group committer, shared by the SQLite and
+// PostgreSQL backends: StoreVisits callers put their batches on a bounded queue and
+// one writer goroutine commits every waiting batch in one transaction, so that one
+// fsync acknowledges many batches. The backend supplies the transaction as a Func.
+package groupcommit
 
 import (
 	"context"
@@ -8,11 +12,6 @@ import (
 
 	"github.com/kipass/kipass"
 )
-
-// This file is the group committer: StoreVisits callers put their batches on a bounded
-// queue and one writer goroutine commits every waiting batch in one transaction, so
-// that one fsync acknowledges many batches. The same design lives in
-// postgres/ingest.go and sqlite/ingest.go; keep the two alike.
 
 // ingestRequest is one StoreVisits call waiting for the group committer.
 type ingestRequest struct {
@@ -26,12 +25,12 @@ type ingestResult struct {
 	err      error
 }
 
-// commitFunc commits visits in one transaction and answers each, in order.
-type commitFunc func(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error)
+// Func commits visits in one transaction and answers each, in order.
+type Func func(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error)
 
-// committer queues StoreVisits batches for the single writer goroutine.
-type committer struct {
-	commit    commitFunc
+// Committer queues StoreVisits batches for the single writer goroutine.
+type Committer struct {
+	commit    Func
 	capacity  int // visits waiting before enqueue sheds
 	maxCommit int // visits in one transaction at most (one batch may exceed it)
 	timeout   time.Duration
@@ -48,9 +47,11 @@ type committer struct {
 	stats   kipass.IngestStats
 }
 
-// newCommitter starts the writer goroutine.
-func newCommitter(commit commitFunc, capacity, maxCommit int, timeout time.Duration) *committer {
-	c := &committer{
+// New starts the writer goroutine of a Committer that commits with commit, lets at
+// most capacity visits wait, puts at most maxCommit visits in one transaction (one
+// batch may exceed it) and gives each transaction timeout to finish.
+func New(commit Func, capacity, maxCommit int, timeout time.Duration) *Committer {
+	c := &Committer{
 		commit:    commit,
 		capacity:  capacity,
 		maxCommit: maxCommit,
@@ -62,10 +63,10 @@ func newCommitter(commit commitFunc, capacity, maxCommit int, timeout time.Durat
 	return c
 }
 
-// enqueue hands visits to the writer and waits for the answer. It sheds at once with
+// Enqueue hands visits to the writer and waits for the answer. It sheds at once with
 // ETOOMANY when the queue is full; a batch arriving at an empty queue is always
 // taken, however large, so that no batch size is refused forever.
-func (c *committer) enqueue(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
+func (c *Committer) Enqueue(ctx context.Context, visits []*kipass.Visit) ([]kipass.VisitStatus, error) {
 	if len(visits) == 0 {
 		return []kipass.VisitStatus{}, nil
 	}
@@ -101,9 +102,9 @@ func (c *committer) enqueue(ctx context.Context, visits []*kipass.Visit) ([]kipa
 	}
 }
 
-// close stops taking batches, lets the writer commit everything queued and waits
+// Close stops taking batches, lets the writer commit everything queued and waits
 // for it. It is safe to call more than once.
-func (c *committer) close() {
+func (c *Committer) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
@@ -114,15 +115,15 @@ func (c *committer) close() {
 	<-c.stopped
 }
 
-// isClosed reports whether close has been called.
-func (c *committer) isClosed() bool {
+// Closed reports whether Close has been called.
+func (c *Committer) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
 }
 
-// snapshot returns the current statistics.
-func (c *committer) snapshot() kipass.IngestStats {
+// Stats returns the current statistics.
+func (c *Committer) Stats() kipass.IngestStats {
 	c.mu.Lock()
 	depth, batches, inFlight := c.queued, len(c.pending), c.inFlight
 	c.mu.Unlock()
@@ -134,7 +135,7 @@ func (c *committer) snapshot() kipass.IngestStats {
 }
 
 // run is the writer goroutine.
-func (c *committer) run() {
+func (c *Committer) run() {
 	defer close(c.stopped)
 	for {
 		reqs := c.next()
@@ -150,7 +151,7 @@ func (c *committer) run() {
 
 // next takes the waiting batches, up to maxCommit visits (at least one batch), and
 // blocks while there are none. It returns nil once closed and drained.
-func (c *committer) next() []*ingestRequest {
+func (c *Committer) next() []*ingestRequest {
 	c.mu.Lock()
 	for len(c.pending) == 0 {
 		if c.closed {
@@ -180,7 +181,7 @@ func (c *committer) next() []*ingestRequest {
 // commitGroup commits the batches in one transaction and answers each caller. If the
 // transaction fails, each batch is retried in a transaction of its own so that one
 // bad batch cannot fail the others.
-func (c *committer) commitGroup(reqs []*ingestRequest) {
+func (c *Committer) commitGroup(reqs []*ingestRequest) {
 	var all []*kipass.Visit
 	if len(reqs) == 1 {
 		all = reqs[0].visits
