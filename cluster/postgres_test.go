@@ -86,6 +86,11 @@ func TestStandbyDown(t *testing.T) {
 	if blocked < 500*time.Millisecond || blocked > 20*time.Second {
 		t.Fatalf("commit took %v: want it held until the supervisor gave up on the standby", blocked)
 	}
+	// The reload that releases the commit lands just before the supervisor records
+	// it: give the record a moment.
+	for deadline := time.Now().Add(5 * time.Second); p.Synchronous() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if p.Synchronous() {
 		t.Fatal("still synchronous")
 	}
