@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	kiphttp "github.com/kipass/kipass/http"
+	"github.com/kipass/kipass/internal/browsertest"
 )
 
 // watchStream follows /v1/status/stream, as every scanner does, and sends each status
@@ -63,12 +66,38 @@ func TestOperatorNotice(t *testing.T) {
 	stream := watchStream(ctx, t, url)
 	<-stream // the current status, sent at once
 
+	// The status page in a real browser, as an operator or a venue owner keeps it open.
+	page := browsertest.New(t, 3*time.Minute)
+	if _, err := chromedp.Run(page, chromedp.Navigate(url+"/status")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(page, chromedp.WaitVisible(`#state[data-state="ok"]`)); err != nil {
+		t.Fatal(err)
+	}
+
 	primary := w.c.Primary()
 	fault := time.Now()
 	w.c.PG.Kill(primary)
+	banner := make(chan time.Duration, 1)
+	go func() {
+		if _, err := chromedp.Run(page, chromedp.WaitVisible(`#state[data-state="down"]`)); err == nil {
+			banner <- time.Since(fault)
+		}
+		close(banner)
+	}()
 	viaStatus, viaStream := waitState(t, ctx, client, stream, fault, kiphttp.StateDown, time.Minute)
-	t.Logf("database killed: /v1/status said down after %v, the stream after %v", viaStatus, viaStream)
-	for _, d := range []time.Duration{viaStatus, viaStream} {
+	var viaPage time.Duration
+	select {
+	case d, ok := <-banner:
+		if !ok {
+			t.Fatal("the status page never showed the database down")
+		}
+		viaPage = d
+	case <-time.After(time.Minute):
+		t.Fatal("the status page did not show the database down within a minute")
+	}
+	t.Logf("database killed: /v1/status said down after %v, the stream after %v, the status page's banner after %v", viaStatus, viaStream, viaPage)
+	for _, d := range []time.Duration{viaStatus, viaStream, viaPage} {
 		if d >= time.Minute {
 			t.Errorf("degraded state shown after %v, want < 1 minute", d)
 		}
