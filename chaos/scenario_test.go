@@ -125,7 +125,7 @@ func TestStandbyDown(t *testing.T) {
 func TestPartition(t *testing.T) {
 	w := mustCluster(t, 2)
 	cfg := w.config(t)
-	part := envDuration("KIPASS_CHAOS_PARTITION", 12*time.Second)
+	part := envDuration("KIPASS_CHAOS_PARTITION", 60*time.Second)
 	cfg.Duration = max(cfg.Duration, part+10*time.Second)
 	var proxies []*proxy
 	cfg.Centrals = nil

@@ -121,7 +121,7 @@ func TestSurge(t *testing.T) {
 	capacity := measureCapacity(t, w, node.URL(), 2*time.Second)
 	cfg := w.config(t)
 	cfg.Rate = 5 * capacity
-	cfg.Duration = envDuration("KIPASS_CHAOS_SURGE", 15*time.Second)
+	cfg.Duration = envDuration("KIPASS_CHAOS_SURGE", 30*time.Second)
 	cfg.NotifyEvery = true // a kiosk uploads each scan at once; a backlog goes in batches
 	cfg.Batch = 20
 	cfg.Dir = shmDir(t) // outboxes on tmpfs, so that the generator keeps up
