@@ -3,6 +3,8 @@ package kipass
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 )
 
@@ -41,6 +43,23 @@ type Visit struct {
 	// ReceivedAt is when central committed the visit. Stores set it and return it on
 	// reads; it is not part of the visit's content (see SameContent).
 	ReceivedAt time.Time `json:"received_at,omitzero"`
+}
+
+// NewVisitID returns a fresh visit id made at time t: 32 lowercase hexadecimal
+// digits, the first 12 the unix time in milliseconds and the other 20 random (80
+// bits). Ids made later sort later, like UUIDv7, so that the ledger's unique index on
+// visit ids takes new ids at its right edge instead of at a random page: on SQLite a
+// random id costs about twice the CPU of the rest of the insert (docs/storage.md).
+// Central accepts any id of the allowed form; this is what kipass scanners make.
+func NewVisitID(t time.Time) string {
+	var b [16]byte
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:])
+	return hex.EncodeToString(b[:])
 }
 
 // SameContent reports whether v and o record the same visit: every field but

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -215,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				res := s.sc.Decide(text, place, 1, now)
 				tDecide := time.Since(t0)
 				if res.Admitted() {
-					id := randomHex(16)
+					id := kipass.NewVisitID(now)
 					if err := s.box.Add(context.Background(), res.Visit(id, s.facility.ID, s.deviceID, now)); err != nil {
 						errMu.Lock()
 						firstErr = errors.Join(firstErr, fmt.Errorf("outbox: %w", err))
@@ -440,7 +439,6 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
 
 // progress draws a one-line progress bar.
 type progress struct {

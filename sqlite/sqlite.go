@@ -89,7 +89,8 @@ type DB struct {
 
 	ingest *groupcommit.Committer
 
-	insertStmts [2]map[int]*sql.Stmt // multi-row INSERTs: [plain, RETURNING id] by row count
+	insertStmts   map[int]*sql.Stmt // multi-row INSERTs by row count
+	lastRowidStmt *sql.Stmt         // the largest rowid in visits
 
 	closeOnce sync.Once
 	closeErr  error
@@ -148,11 +149,10 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.ingest.Close()
-		for _, m := range db.insertStmts {
-			for _, s := range m {
-				s.Close()
-			}
+		for _, s := range db.insertStmts {
+			s.Close()
 		}
+		db.lastRowidStmt.Close()
 		db.closeErr = errors.Join(db.reader.Close(), db.writer.Close())
 	})
 	return db.closeErr

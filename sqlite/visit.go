@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,37 +50,53 @@ func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipas
 		}
 	}
 
+	// Inserted in id order: scanners' ids begin with the time they were made, so the
+	// group's ids fall at the right edge of the unique index (and, being times, near
+	// the right edge of the time indexes), and in order they fill pages there as
+	// appends do. Inserted as they come, in the order of the uploads, each out-of-order
+	// key split a page in the middle and dirtied its neighbours: twice the pages
+	// written per visit.
+	slices.SortFunc(uniq, func(a, b *kipass.Visit) int { return strings.Compare(a.ID, b.ID) })
+
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: begin: %w", err)
 	}
 	defer tx.Rollback()
-	inserted, err := db.insertVisits(ctx, tx, uniq, receivedAt, true)
+	// Rows inserted by this transaction get rowids above the largest one stored.
+	var lastRowid int64
+	if err := tx.StmtContext(ctx, db.lastRowidStmt).QueryRowContext(ctx).Scan(&lastRowid); err != nil {
+		return nil, fmt.Errorf("ingest: last rowid: %w", err)
+	}
+	partial, err := db.insertVisits(ctx, tx, uniq, receivedAt)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: insert: %w", err)
 	}
-	var others []string
-	for _, v := range uniq {
-		if _, ok := inserted[v.ID]; !ok {
-			others = append(others, v.ID)
-		}
-	}
-	stored, err := findVisitsByID(ctx, tx, others)
+	// Usually every statement inserted all its rows. Where one skipped some, its ids
+	// are looked up: a row above lastRowid is this transaction's, any other was
+	// stored before and decides whether the visit is a duplicate or a conflict.
+	inserted := make(map[string]bool, len(uniq))
+	stored, err := findVisitsByID(ctx, tx, partial, lastRowid, inserted)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: read stored: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("ingest: commit: %w", err)
 	}
-	return answerVisits(visits, first, inserted, stored)
+	return answerVisits(visits, first, partial, inserted, stored)
 }
 
-// answerVisits decides each visit's status once the group is committed.
-func answerVisits(visits []*kipass.Visit, first map[string]int, inserted map[string]struct{}, stored map[string]*kipass.Visit) ([]kipass.VisitStatus, error) {
+// answerVisits decides each visit's status once the group is committed. A visit whose
+// id is not in partial was inserted; for the others, inserted and stored tell.
+func answerVisits(visits []*kipass.Visit, first map[string]int, partial []string, inserted map[string]bool, stored map[string]*kipass.Visit) ([]kipass.VisitStatus, error) {
+	checked := make(map[string]bool, len(partial))
+	for _, id := range partial {
+		checked[id] = true
+	}
 	statuses := make([]kipass.VisitStatus, len(visits))
 	for i, v := range visits {
 		var winner *kipass.Visit
-		if _, ok := inserted[v.ID]; ok {
+		if !checked[v.ID] || inserted[v.ID] {
 			if first[v.ID] == i {
 				statuses[i] = kipass.VisitStatus{ID: v.ID, Status: kipass.VisitStored}
 				continue
@@ -98,15 +115,14 @@ func answerVisits(visits []*kipass.Visit, first map[string]int, inserted map[str
 }
 
 // insertVisits inserts visits with multi-row INSERT OR IGNORE statements, which skip
-// an id already stored. With returning set it returns the ids it inserted; otherwise
-// the result is nil. OR IGNORE rather than ON CONFLICT DO NOTHING: a statement that
-// cannot abort needs no statement journal, which cost a fifth of the insert's CPU.
-// Every other constraint (NOT NULL) is met by construction.
-func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Visit, receivedAt int64, returning bool) (map[string]struct{}, error) {
-	var inserted map[string]struct{}
-	if returning {
-		inserted = make(map[string]struct{}, len(visits))
-	}
+// an id already stored, and returns the ids of every statement that inserted fewer
+// rows than it was given (which of them were skipped is for the caller to find out).
+// No RETURNING: handing each inserted id back to Go cost a fifth of the insert's CPU,
+// and a replayed visit is the exception. OR IGNORE rather than ON CONFLICT DO
+// NOTHING: a statement that cannot abort needs no statement journal, which cost
+// another fifth. Every other constraint (NOT NULL) is met by construction.
+func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Visit, receivedAt int64) ([]string, error) {
+	var partial []string
 	args := make([]any, 0, min(len(visits), insertChunk)*visitColumnCount)
 	for len(visits) > 0 {
 		// Statements exist for power-of-two row counts: take the largest that fits.
@@ -116,66 +132,44 @@ func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Vis
 		}
 		chunk := visits[:n]
 		visits = visits[n:]
-		stmt := db.insertStmts[returningIndex(returning)][n]
 		args = args[:0]
 		for _, v := range chunk {
 			args = append(args, v.ID, v.FacilityID, v.DeviceID, v.At.UnixMicro(), v.Method, v.IssuerKeyID,
 				nullBytes(v.TokenID), nullBytes(v.SRef), nullBytes(v.DTag), string(v.Outcome), v.Basis,
 				nullBytes(v.Contact), v.SafeNumber, receivedAt)
 		}
-		if !returning {
-			if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, args...)
+		res, err := tx.StmtContext(ctx, db.insertStmts[n]).ExecContext(ctx, args...)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			inserted[id] = struct{}{}
-		}
-		if err := rows.Close(); err != nil {
+		if k, err := res.RowsAffected(); err != nil {
 			return nil, err
+		} else if int(k) < n {
+			for _, v := range chunk {
+				partial = append(partial, v.ID)
+			}
 		}
 	}
-	return inserted, nil
+	return partial, nil
 }
 
-// returningIndex is the index in insertStmts of the statements with or without
-// RETURNING id.
-func returningIndex(returning bool) int {
-	if returning {
-		return 1
-	}
-	return 0
-}
-
-// prepareInserts prepares the multi-row INSERTs of 1, 2, 4 ... insertChunk rows, with
-// and without RETURNING. They are prepared before ingest starts: the write connection is the
-// only one, and a transaction holding it cannot wait for a Prepare that needs it.
+// prepareInserts prepares the multi-row INSERTs of 1, 2, 4 ... insertChunk rows and
+// the last-rowid query. They are prepared before ingest starts: the write connection
+// is the only one, and a transaction holding it cannot wait for a Prepare that needs it.
 func (db *DB) prepareInserts(ctx context.Context) error {
 	row := "(" + placeholders(visitColumnCount) + ")"
-	for _, returning := range []bool{false, true} {
-		m := make(map[int]*sql.Stmt)
-		for n := 1; n <= insertChunk; n *= 2 {
-			q := "INSERT OR IGNORE INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
-			if returning {
-				q += " RETURNING id"
-			}
-			s, err := db.writer.PrepareContext(ctx, q)
-			if err != nil {
-				return fmt.Errorf("sqlite: prepare: %w", err)
-			}
-			m[n] = s
+	db.insertStmts = make(map[int]*sql.Stmt)
+	for n := 1; n <= insertChunk; n *= 2 {
+		q := "INSERT OR IGNORE INTO visits (" + visitColumns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+		s, err := db.writer.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
 		}
-		db.insertStmts[returningIndex(returning)] = m
+		db.insertStmts[n] = s
+	}
+	var err error
+	if db.lastRowidStmt, err = db.writer.PrepareContext(ctx, `SELECT COALESCE(MAX(rowid), 0) FROM visits`); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
 	return nil
 }
@@ -185,20 +179,34 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// findVisitsByID returns the stored visits with the ids, by id.
-func findVisitsByID(ctx context.Context, q queryer, ids []string) (map[string]*kipass.Visit, error) {
+// findVisitsByID returns the stored visits with the ids, by id. Where inserted is not
+// nil, the ids of rows with a rowid above lastRowid go into it instead.
+func findVisitsByID(ctx context.Context, q queryer, ids []string, lastRowid int64, inserted map[string]bool) (map[string]*kipass.Visit, error) {
 	found := make(map[string]*kipass.Visit, len(ids))
 	for chunk := range slices.Chunk(ids, 500) {
 		args := make([]any, len(chunk))
 		for i, id := range chunk {
 			args[i] = id
 		}
-		vs, err := queryVisits(ctx, q, `SELECT `+visitColumns+` FROM visits WHERE id IN (`+placeholders(len(chunk))+`)`, args...)
+		rows, err := q.QueryContext(ctx, `SELECT rowid, `+visitColumns+` FROM visits WHERE id IN (`+placeholders(len(chunk))+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range vs {
-			found[v.ID] = v
+		for rows.Next() {
+			var rowid int64
+			v, err := scanVisit(rows, &rowid)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if inserted != nil && rowid > lastRowid {
+				inserted[v.ID] = true
+			} else {
+				found[v.ID] = v
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, err
 		}
 	}
 	return found, nil
@@ -213,17 +221,27 @@ func queryVisits(ctx context.Context, q queryer, query string, args ...any) ([]*
 	defer rows.Close()
 	visits := []*kipass.Visit{}
 	for rows.Next() {
-		var v kipass.Visit
-		var at, receivedAt int64
-		var outcome string
-		if err := rows.Scan(&v.ID, &v.FacilityID, &v.DeviceID, &at, &v.Method, &v.IssuerKeyID, &v.TokenID, &v.SRef,
-			&v.DTag, &outcome, &v.Basis, &v.Contact, &v.SafeNumber, &receivedAt); err != nil {
+		v, err := scanVisit(rows)
+		if err != nil {
 			return nil, err
 		}
-		v.At, v.ReceivedAt, v.Outcome = fromMicro(at), fromMicro(receivedAt), kipass.Outcome(outcome)
-		visits = append(visits, &v)
+		visits = append(visits, v)
 	}
 	return visits, rows.Err()
+}
+
+// scanVisit scans one row of visitColumns, after the destinations in before.
+func scanVisit(rows *sql.Rows, before ...any) (*kipass.Visit, error) {
+	var v kipass.Visit
+	var at, receivedAt int64
+	var outcome string
+	dest := append(before, &v.ID, &v.FacilityID, &v.DeviceID, &at, &v.Method, &v.IssuerKeyID, &v.TokenID, &v.SRef,
+		&v.DTag, &outcome, &v.Basis, &v.Contact, &v.SafeNumber, &receivedAt)
+	if err := rows.Scan(dest...); err != nil {
+		return nil, err
+	}
+	v.At, v.ReceivedAt, v.Outcome = fromMicro(at), fromMicro(receivedAt), kipass.Outcome(outcome)
+	return &v, nil
 }
 
 // placeholders returns n comma-separated "?".
@@ -366,7 +384,7 @@ func RawInsert(ctx context.Context, db *DB, visits []*kipass.Visit, batch int) e
 		if err != nil {
 			return fmt.Errorf("raw insert: %w", err)
 		}
-		if _, err := db.insertVisits(ctx, tx, chunk, receivedAt, false); err != nil {
+		if _, err := db.insertVisits(ctx, tx, chunk, receivedAt); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("raw insert: %w", err)
 		}

@@ -228,7 +228,6 @@ type httpBench struct {
 	url     string
 	devices []benchDevice
 	cleanup []func()
-	seq     int
 }
 
 func (h *httpBench) close() {
@@ -280,7 +279,7 @@ func (b *ingestBench) startHTTP(ctx context.Context, dir, name string) (*httpBen
 	h.devices = make([]benchDevice, b.Devices)
 	var facility *kipass.Facility
 	for i := range h.devices {
-		if i%4 == 0 {
+		if i%devicesPerFacility == 0 {
 			facility, err = adminClient.CreateFacility(ctx, &kiphttp.CreateFacilityRequest{
 				Name: "bench " + strconv.Itoa(i), BusinessNumber: benchBusinessNumber(i), Category: "restaurant", Region: "seoul"})
 			if err != nil {
@@ -323,10 +322,9 @@ func (h *httpBench) measure(ctx context.Context, b *ingestBench, rate float64) (
 		interval = time.Duration(float64(len(h.devices)*b.Batch) / rate * float64(time.Second))
 	}
 	url := h.url + "/v1/visits"
-	h.seq++
-	for i, d := range h.devices {
+	for _, d := range h.devices {
 		wg.Go(func() {
-			gen := newBatchGen(h.seq*100000+i, d.facility, b.Batch)
+			gen := newBatchGen(d.facility, b.Batch)
 			var local []time.Duration
 			// Spread the paced devices over one interval so they do not post in step.
 			next := time.Now().Add(time.Duration(mrand.Int64N(int64(max(interval, 1)))))
@@ -427,12 +425,18 @@ func (b *ingestBench) runRaw(ctx context.Context, dir string, batch int) (float6
 		return 0, err
 	}
 	defer cleanup()
-	gen := newBatchGen(0, "f-raw", 1)
+	// The rows HTTP ingest stores: the same facilities and devices, and ids made as
+	// scanners make them, a visit every 20 µs (50 000 visits/s) up to now.
+	gens := make([]*batchGen, b.Devices)
+	for i := range gens {
+		gens[i] = newBatchGen("f-raw-"+strconv.Itoa(i/devicesPerFacility), 1)
+	}
 	vs := make([]*kipass.Visit, b.RawVisits)
 	now := time.Now()
 	for i := range vs {
-		vs[i] = gen.visit(now)
-		vs[i].DeviceID = "d-raw"
+		at := now.Add(-time.Duration(len(vs)-i) * 20 * time.Microsecond)
+		vs[i] = gens[i%len(gens)].visit(at)
+		vs[i].DeviceID = "d-raw-" + strconv.Itoa(i%len(gens))
 	}
 	start := time.Now()
 	if err := st.rawInsert(ctx, vs, batch); err != nil {
@@ -441,13 +445,14 @@ func (b *ingestBench) runRaw(ctx context.Context, dir string, batch int) (float6
 	return float64(len(vs)) / time.Since(start).Seconds(), nil
 }
 
+// devicesPerFacility is how many of the benchmark's devices share a facility.
+const devicesPerFacility = 4
+
 // batchGen writes upload bodies of fresh QR visits straight into a reused buffer, so
 // that the clients spend as little of the machine as they can.
 type batchGen struct {
-	prefix   string
 	facility string
 	n        int
-	seq      int
 	rng      *mrand.ChaCha8
 	buf      []byte
 	raw      [visitRandSize]byte
@@ -457,20 +462,18 @@ type batchGen struct {
 // subject reference.
 const visitRandSize = kiphttp.TokenIDSize + kiphttp.DayTagSize + kiphttp.SRefSize
 
-func newBatchGen(device int, facility string, n int) *batchGen {
+func newBatchGen(facility string, n int) *batchGen {
 	var seed [32]byte
 	rand.Read(seed[:])
-	return &batchGen{prefix: "b" + strconv.Itoa(device) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
-		facility: facility, n: n, rng: mrand.NewChaCha8(seed)}
+	return &batchGen{facility: facility, n: n, rng: mrand.NewChaCha8(seed)}
 }
 
 // visit returns one fresh visit.
 func (g *batchGen) visit(at time.Time) *kipass.Visit {
-	g.seq++
 	g.rng.Read(g.raw[:])
 	b := slices.Clone(g.raw[:])
 	return &kipass.Visit{
-		ID: g.prefix + strconv.Itoa(g.seq), FacilityID: g.facility, At: at.UTC().Truncate(time.Microsecond), Method: kipass.MethodQR,
+		ID: kipass.NewVisitID(at), FacilityID: g.facility, At: at.UTC().Truncate(time.Microsecond), Method: kipass.MethodQR,
 		IssuerKeyID: "bench-key", TokenID: b[:kiphttp.TokenIDSize], DTag: b[kiphttp.TokenIDSize : kiphttp.TokenIDSize+kiphttp.DayTagSize],
 		SRef: b[kiphttp.TokenIDSize+kiphttp.DayTagSize:], Outcome: kipass.PASS, Basis: kipass.BasisBooster,
 	}
@@ -481,14 +484,12 @@ func (g *batchGen) next(now time.Time) []byte {
 	at := now.UTC().Add(-time.Second).Format(time.RFC3339Nano)
 	b := append(g.buf[:0], `{"visits":[`...)
 	for i := 0; i < g.n; i++ {
-		g.seq++
 		g.rng.Read(g.raw[:])
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":"`...)
-		b = append(b, g.prefix...)
-		b = strconv.AppendInt(b, int64(g.seq), 10)
+		b = append(b, kipass.NewVisitID(now)...) // as scanners make them
 		b = append(b, `","facility_id":"`...)
 		b = append(b, g.facility...)
 		b = append(b, `","at":"`...)

@@ -104,7 +104,7 @@ func TestCentralInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := kiphttp.NewClient(m.URL(), enrol.Token)
-	gen := newBatchGen(1, f.ID, 1)
+	gen := newBatchGen(f.ID, 1)
 	v := gen.visit(time.Now())
 	if res, err := dev.UploadVisits(ctx, []*kipass.Visit{v}); err != nil || res[0].Status != kipass.VisitStored {
 		t.Fatalf("%v %+v", err, res)
@@ -310,7 +310,7 @@ func TestCentralCrash(t *testing.T) {
 	for i := 0; i < devices; i++ {
 		wg.Go(func() {
 			dev := kiphttp.NewClient(p.url, tokens[i])
-			gen := newBatchGen(i, f.ID, 1)
+			gen := newBatchGen(f.ID, 1)
 			for time.Now().Before(deadline) {
 				batch := make([]*kipass.Visit, 50)
 				for j := range batch {

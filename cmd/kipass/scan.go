@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -298,9 +296,7 @@ func (m *scanMain) decide(ctx context.Context, text string) error {
 	r := m.sc.Decide(text, place, m.Party, now)
 	m.mu.Unlock()
 	if r.Admitted() {
-		id := make([]byte, 16)
-		rand.Read(id)
-		if err := m.box.Add(ctx, r.Visit(hex.EncodeToString(id), m.dev.Facility.ID, m.dev.DeviceID, now)); err != nil {
+		if err := m.box.Add(ctx, r.Visit(kipass.NewVisitID(now), m.dev.Facility.ID, m.dev.DeviceID, now)); err != nil {
 			return fmt.Errorf("outbox: %w (the visit was NOT recorded)", err)
 		}
 		m.admitted++

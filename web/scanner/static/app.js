@@ -47,10 +47,13 @@ function show(id) {
   for (const s of ['loading', 'enroll', 'scan']) $(s).hidden = s !== id;
 }
 
+// newVisitID makes a visit id as kipass.NewVisitID does: 12 hex digits of the unix
+// time in milliseconds, then 20 random ones. Ids sort by the time they were made, so
+// central's unique index takes them at its right edge.
 function newVisitID() {
-  const b = new Uint8Array(16);
+  const b = new Uint8Array(10);
   crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return Date.now().toString(16).padStart(12, '0') + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 // ---- start ----
