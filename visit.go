@@ -150,6 +150,10 @@ type IngestStats struct {
 	Shed       int64 `json:"shed"`       // batches refused with ETOOMANY because the queue was full
 	Failed     int64 `json:"failed"`     // batches answered with an error
 
+	// IndexLag is how many committed visits a store with a separate lookup index
+	// (SQLite's visit index) has not indexed yet: lookups scan them instead.
+	IndexLag int64 `json:"index_lag"`
+
 	LastCommitLatency time.Duration `json:"last_commit_latency_ns"` // the latest commit, begin to durable
 	MaxCommitLatency  time.Duration `json:"max_commit_latency_ns"`  // the slowest commit so far
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,15 @@ type Options struct {
 	// Now is the clock for received_at and for defaulted creation times (default
 	// time.Now).
 	Now func() time.Time
+	// IndexRunSize is the most visits in one run of the visit index (default 50000),
+	// and about the most a lookup scans outside it while the indexer keeps up.
+	IndexRunSize int
+	// IndexRunInterval is how long visits wait at most before they are indexed when
+	// fewer than IndexRunSize arrive (default 1 min).
+	IndexRunInterval time.Duration
+	// Logger receives the store's own reports: index runs that fail, purges of the
+	// index (default slog.Default()).
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -77,6 +87,15 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.IndexRunSize <= 0 {
+		o.IndexRunSize = 50000
+	}
+	if o.IndexRunInterval <= 0 {
+		o.IndexRunInterval = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	return o
 }
 
@@ -88,6 +107,7 @@ type DB struct {
 	reader *sql.DB
 
 	ingest *groupcommit.Committer
+	index  *visitIndex
 
 	insertStmts   map[int]*sql.Stmt // multi-row INSERTs by row count
 	lastRowidStmt *sql.Stmt         // the largest rowid in visits
@@ -140,8 +160,39 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	db.reader.SetMaxOpenConns(opts.ReadConns)
 	db.reader.SetMaxIdleConns(opts.ReadConns)
 	db.reader.SetConnMaxIdleTime(0)
+	if db.index, err = db.openIndex(context.Background(), busy); err != nil {
+		db.reader.Close()
+		db.writer.Close()
+		return nil, err
+	}
 	db.ingest = groupcommit.New(db.commitVisits, opts.QueueSize, opts.MaxCommitVisits, opts.CommitTimeout)
 	return db, nil
+}
+
+// IndexPath is where the visit index of the database at path lives.
+func IndexPath(path string) string { return path + ".index" }
+
+// openIndex opens the visit index next to the database file.
+func (db *DB) openIndex(ctx context.Context, busy string) (*visitIndex, error) {
+	var ledgerID string
+	var seq int64
+	if err := db.writer.QueryRowContext(ctx, `SELECT id FROM ledger`).Scan(&ledgerID); err != nil {
+		return nil, fmt.Errorf("sqlite: ledger id: %w", err)
+	}
+	if err := db.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'visits'`).Scan(&seq); err != nil {
+		return nil, fmt.Errorf("sqlite: visit sequence: %w", err)
+	}
+	return openIndex(ctx, IndexPath(db.path), db.reader, ledgerID, seq, busy, db.opts)
+}
+
+// IndexVisits brings the visit index up to date with every visit committed so far,
+// at once rather than when the indexer's next run is due. Lookups are complete
+// without it; they are faster after it.
+func (db *DB) IndexVisits(ctx context.Context) error {
+	if err := db.index.catchUp(ctx); err != nil {
+		return fmt.Errorf("index visits: %w", err)
+	}
+	return nil
 }
 
 // Close commits and acknowledges every visit batch already queued, then closes the
@@ -149,11 +200,12 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.ingest.Close()
+		indexErr := db.index.close()
 		for _, s := range db.insertStmts {
 			s.Close()
 		}
 		db.lastRowidStmt.Close()
-		db.closeErr = errors.Join(db.reader.Close(), db.writer.Close())
+		db.closeErr = errors.Join(indexErr, db.reader.Close(), db.writer.Close())
 	})
 	return db.closeErr
 }
@@ -189,8 +241,12 @@ func (db *DB) Ready(ctx context.Context) error {
 	return nil
 }
 
-// IngestStats returns the group committer's statistics.
-func (db *DB) IngestStats() kipass.IngestStats { return db.ingest.Stats() }
+// IngestStats returns the group committer's statistics and the visit index's lag.
+func (db *DB) IngestStats() kipass.IngestStats {
+	s := db.ingest.Stats()
+	s.IndexLag = db.index.lag()
+	return s
+}
 
 // migrationNames returns the embedded migration files in the order they apply.
 func migrationNames() ([]string, error) {
@@ -211,11 +267,27 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	for i, name := range names {
-		if err := db.migrateOne(ctx, i+1, name); err != nil {
-			return fmt.Errorf("sqlite: migration %s: %w", name, err)
+		deadline := time.Now().Add(db.opts.BusyTimeout)
+		for {
+			err := db.migrateOne(ctx, i+1, name)
+			if err == nil {
+				break
+			}
+			// Processes opening a new file at once can find it busy without waiting
+			// for the lock (turning on WAL, recovering it): try again.
+			if !isBusy(err) || time.Now().After(deadline) {
+				return fmt.Errorf("sqlite: migration %s: %w", name, err)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	return nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or one of its extended codes.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 func (db *DB) migrateOne(ctx context.Context, version int, name string) error {

@@ -68,7 +68,7 @@ func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipas
 	if err := tx.StmtContext(ctx, db.lastRowidStmt).QueryRowContext(ctx).Scan(&lastRowid); err != nil {
 		return nil, fmt.Errorf("ingest: last rowid: %w", err)
 	}
-	partial, err := db.insertVisits(ctx, tx, uniq, receivedAt)
+	partial, maxRowid, err := db.insertVisits(ctx, tx, uniq, receivedAt)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: insert: %w", err)
 	}
@@ -82,6 +82,9 @@ func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipas
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("ingest: commit: %w", err)
+	}
+	if maxRowid > 0 {
+		db.index.committed(maxRowid)
 	}
 	return answerVisits(visits, first, partial, inserted, stored)
 }
@@ -116,13 +119,13 @@ func answerVisits(visits []*kipass.Visit, first map[string]int, partial []string
 
 // insertVisits inserts visits with multi-row INSERT OR IGNORE statements, which skip
 // an id already stored, and returns the ids of every statement that inserted fewer
-// rows than it was given (which of them were skipped is for the caller to find out).
+// rows than it was given (which of them were skipped is for the caller to find out)
+// and the largest rowid it inserted (0: none).
 // No RETURNING: handing each inserted id back to Go cost a fifth of the insert's CPU,
 // and a replayed visit is the exception. OR IGNORE rather than ON CONFLICT DO
 // NOTHING: a statement that cannot abort needs no statement journal, which cost
 // another fifth. Every other constraint (NOT NULL) is met by construction.
-func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Visit, receivedAt int64) ([]string, error) {
-	var partial []string
+func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Visit, receivedAt int64) (partial []string, maxRowid int64, err error) {
 	args := make([]any, 0, min(len(visits), insertChunk)*visitColumnCount)
 	for len(visits) > 0 {
 		// Statements exist for power-of-two row counts: take the largest that fits.
@@ -140,17 +143,25 @@ func (db *DB) insertVisits(ctx context.Context, tx *sql.Tx, visits []*kipass.Vis
 		}
 		res, err := tx.StmtContext(ctx, db.insertStmts[n]).ExecContext(ctx, args...)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		if k, err := res.RowsAffected(); err != nil {
-			return nil, err
-		} else if int(k) < n {
+		k, err := res.RowsAffected()
+		if err != nil {
+			return nil, 0, err
+		}
+		if int(k) < n {
 			for _, v := range chunk {
 				partial = append(partial, v.ID)
 			}
 		}
+		if k > 0 {
+			// The rowid of the statement's last inserted row, the largest so far.
+			if maxRowid, err = res.LastInsertId(); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
-	return partial, nil
+	return partial, maxRowid, nil
 }
 
 // prepareInserts prepares the multi-row INSERTs of 1, 2, 4 ... insertChunk rows and
@@ -250,35 +261,111 @@ func placeholders(n int) string {
 }
 
 // FindVisitsByDayTags returns the visits carrying any of the day tags, at or after
-// from and before to, ordered by time and id.
+// from and before to, ordered by time and id. The visit index finds the indexed
+// ones; the rest are scanned (see index.go).
 func (db *DB) FindVisitsByDayTags(ctx context.Context, tags [][]byte, from, to time.Time) ([]*kipass.Visit, error) {
-	visits := []*kipass.Visit{}
+	if len(tags) == 0 {
+		return []*kipass.Visit{}, nil
+	}
+	keys := make([][]byte, len(tags))
+	for i, t := range tags {
+		keys[i] = dayTagKey(t)
+	}
+	rowids, upto, err := db.index.lookup(ctx, keys, nil, nil, micro(from), micro(to))
+	if err != nil {
+		return nil, fmt.Errorf("find visits by day tags: index: %w", err)
+	}
+	found := newVisitSet()
 	for chunk := range slices.Chunk(tags, 500) {
-		args := make([]any, 0, len(chunk)+2)
+		args := make([]any, 0, len(chunk)+3)
 		for _, t := range chunk {
 			args = append(args, t)
 		}
+		cond := `dtag IN (` + placeholders(len(chunk)) + `) AND at >= ? AND at < ?`
 		args = append(args, micro(from), micro(to))
-		vs, err := queryVisits(ctx, db.reader, `SELECT `+visitColumns+` FROM visits
-			WHERE dtag IN (`+placeholders(len(chunk))+`) AND at >= ? AND at < ?`, args...)
-		if err != nil {
+		if err := db.findIndexed(ctx, found, rowids, cond, args); err != nil {
 			return nil, fmt.Errorf("find visits by day tags: %w", err)
 		}
-		visits = append(visits, vs...)
+		if err := found.add(queryVisits(ctx, db.reader, db.unindexedQuery(upto)+cond, append([]any{upto}, args...)...)); err != nil {
+			return nil, fmt.Errorf("find visits by day tags: %w", err)
+		}
 	}
-	sortVisits(visits)
-	return visits, nil
+	return found.sorted(), nil
 }
 
 // FindVisitsAtFacility returns the visits of a facility at or after from and before
 // to, ordered by time and id.
 func (db *DB) FindVisitsAtFacility(ctx context.Context, facilityID string, from, to time.Time) ([]*kipass.Visit, error) {
-	visits, err := queryVisits(ctx, db.reader, `SELECT `+visitColumns+` FROM visits
-		WHERE facility_id = ? AND at >= ? AND at < ? ORDER BY at, id`, facilityID, micro(from), micro(to))
+	rowids, upto, err := db.index.lookup(ctx, nil, facilityKey(facilityID, micro(from)), facilityKey(facilityID, micro(to)),
+		micro(from), micro(to))
 	if err != nil {
+		return nil, fmt.Errorf("find visits at facility: index: %w", err)
+	}
+	found := newVisitSet()
+	const cond = `facility_id = ? AND at >= ? AND at < ?`
+	args := []any{facilityID, micro(from), micro(to)}
+	if err := db.findIndexed(ctx, found, rowids, cond, args); err != nil {
 		return nil, fmt.Errorf("find visits at facility: %w", err)
 	}
-	return visits, nil
+	if err := found.add(queryVisits(ctx, db.reader, db.unindexedQuery(upto)+cond, append([]any{upto}, args...)...)); err != nil {
+		return nil, fmt.Errorf("find visits at facility: %w", err)
+	}
+	return found.sorted(), nil
+}
+
+// unindexedQuery begins the query for the visits above the indexed mark upto; the
+// caller appends its conditions and passes upto as the first argument. While the
+// indexer keeps up they are a short run of rowids, read in rowid order; when it is
+// far behind (an index being rebuilt), the planner may rather use the time index.
+func (db *DB) unindexedQuery(upto int64) string {
+	if db.index.lastRowid.Load()-upto <= 4*int64(db.opts.IndexRunSize) {
+		return `SELECT ` + visitColumns + ` FROM visits NOT INDEXED WHERE rowid > ? AND `
+	}
+	return `SELECT ` + visitColumns + ` FROM visits WHERE rowid > ? AND `
+}
+
+// findIndexed adds to found the visits with the rowids that meet cond (with args).
+func (db *DB) findIndexed(ctx context.Context, found *visitSet, rowids []int64, cond string, args []any) error {
+	for chunk := range slices.Chunk(rowids, 500) {
+		a := make([]any, 0, len(chunk)+len(args))
+		for _, r := range chunk {
+			a = append(a, r)
+		}
+		a = append(a, args...)
+		if err := found.add(queryVisits(ctx, db.reader, `SELECT `+visitColumns+` FROM visits WHERE rowid IN (`+
+			placeholders(len(chunk))+`) AND `+cond, a...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visitSet gathers the visits a lookup finds, each once.
+type visitSet struct {
+	byID map[string]*kipass.Visit
+}
+
+func newVisitSet() *visitSet { return &visitSet{byID: map[string]*kipass.Visit{}} }
+
+// add adds the visits of a query's answer, or returns its error.
+func (s *visitSet) add(vs []*kipass.Visit, err error) error {
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		s.byID[v.ID] = v
+	}
+	return nil
+}
+
+// sorted returns the visits ordered by time, then id.
+func (s *visitSet) sorted() []*kipass.Visit {
+	vs := make([]*kipass.Visit, 0, len(s.byID))
+	for _, v := range s.byID {
+		vs = append(vs, v)
+	}
+	sortVisits(vs)
+	return vs
 }
 
 // sortVisits orders visits by time, then id.
@@ -292,7 +379,8 @@ func sortVisits(visits []*kipass.Visit) {
 }
 
 // PurgeVisits destroys every visit recorded before cutoff, purgeChunk rows per
-// transaction so that ingest is never held up for long, and reports how many.
+// transaction so that ingest is never held up for long, then the visit index's keys
+// of those visits, and reports how many visits.
 func (db *DB) PurgeVisits(ctx context.Context, cutoff time.Time) (int64, error) {
 	var total int64
 	for {
@@ -307,9 +395,17 @@ func (db *DB) PurgeVisits(ctx context.Context, cutoff time.Time) (int64, error) 
 		}
 		total += n
 		if n < purgeChunk {
-			return total, nil
+			break
 		}
 	}
+	deleted, rewritten, err := db.index.purge(ctx, micro(cutoff))
+	if err != nil {
+		return total, fmt.Errorf("purge visits: %w", err)
+	}
+	if deleted+rewritten > 0 {
+		db.opts.Logger.Info("visit index purged", "runs_deleted", deleted, "runs_rewritten", rewritten)
+	}
+	return total, nil
 }
 
 // FindSharedTokens returns token ids seen at more than one facility at or after from,
@@ -384,12 +480,16 @@ func RawInsert(ctx context.Context, db *DB, visits []*kipass.Visit, batch int) e
 		if err != nil {
 			return fmt.Errorf("raw insert: %w", err)
 		}
-		if _, err := db.insertVisits(ctx, tx, chunk, receivedAt); err != nil {
+		_, maxRowid, err := db.insertVisits(ctx, tx, chunk, receivedAt)
+		if err != nil {
 			tx.Rollback()
 			return fmt.Errorf("raw insert: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("raw insert: %w", err)
+		}
+		if maxRowid > 0 {
+			db.index.committed(maxRowid)
 		}
 	}
 	return nil
