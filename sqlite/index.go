@@ -9,14 +9,17 @@ package sqlite
 // three quarters of the insert's CPU (docs/storage.md). So the visits table keeps
 // only indexes that take new rows at their right edge (the visit id, which scanners
 // make time-ordered, and the visit time), and a second file, the index file
-// (<path>.index), holds sorted runs: every RunSize visits, or every RunInterval when
-// fewer arrive, the indexer goroutine reads the visits not yet indexed, sorts their
-// keys and writes them as one run. A run is written in key order after every other
-// run, so it fills pages as appends do, and on its own connection to its own file:
-// ingest never waits for it.
+// (<path>.index), holds runs: every RunSize visits, or every RunInterval when fewer
+// arrive, the indexer goroutine reads the visits not yet indexed and writes their
+// keys (day tag; facility and time) as one run, hashed into buckets of about 128
+// entries, each bucket one row. A run is a few hundred rows written after every
+// other run, so it fills pages as appends do, on its own connection to its own file:
+// ingest never waits for it, and indexing costs about a tenth of what one B-tree
+// entry per key did.
 //
-// A lookup seeks once per run whose visits' time range meets the query window,
-// scans the visits not yet indexed (those above the highest indexed rowid: about
+// A lookup reads, in each run whose visits' time range meets the query window, the
+// bucket its key hashes to and keeps the entries with that key; it scans the visits
+// not yet indexed (those above the highest indexed rowid: about
 // RunSize at most while the indexer keeps up) and then reads the visits themselves
 // with the query's own conditions, so an index entry that no longer matches a visit
 // can never return it. Visit rowids come from AUTOINCREMENT and so are never reused,
@@ -36,56 +39,122 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// indexFormat is the layout of the index file; a file of another layout is emptied
+// and rebuilt.
+const indexFormat = 2
+
 // indexSchema creates the index file's tables. A run is the visits with rowids in
-// [first_rowid, last_rowid]; min_at and max_at bound their times.
+// [first_rowid, last_rowid]; min_at and max_at bound their times, and its entries
+// are hashed into buckets rows, bucket b of run r being row r<<16 | b.
 const indexSchema = `
 CREATE TABLE IF NOT EXISTS meta (
-	ledger_id TEXT NOT NULL
+	ledger_id TEXT NOT NULL,
+	format    INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
 	run         INTEGER PRIMARY KEY,
 	first_rowid INTEGER NOT NULL,
 	last_rowid  INTEGER NOT NULL,
 	min_at      INTEGER NOT NULL,
-	max_at      INTEGER NOT NULL
+	max_at      INTEGER NOT NULL,
+	buckets     INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS entries (
-	run  INTEGER NOT NULL,
-	key  BLOB NOT NULL,
-	vrow INTEGER NOT NULL,
-	PRIMARY KEY (run, key, vrow)
-) WITHOUT ROWID;`
+CREATE TABLE IF NOT EXISTS buckets (
+	id   INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);`
 
-// Index keys: a day tag, or a facility id and a visit time (facility ids never hold
-// a NUL byte: central makes them).
+// Index entry kinds. In a bucket an entry is its kind, the key's length (uvarint)
+// and bytes, for a facility entry the visit time (varint, unix microseconds), and
+// the visit's rowid (uvarint).
 const (
 	keyDayTag   = 'd'
 	keyFacility = 'f'
 )
 
-// dayTagKey is the index key of a day tag.
-func dayTagKey(dtag []byte) []byte {
-	return append([]byte{keyDayTag}, dtag...)
+// Buckets: about bucketEntries entries each, at most maxBuckets in a run.
+const (
+	bucketEntries = 128
+	maxBuckets    = 4096
+	bucketBits    = 16 // bucket b of run r is row r<<bucketBits | b
+)
+
+// keyHash hashes an entry's kind and key (32-bit FNV-1a) to pick its bucket.
+func keyHash(kind byte, key []byte) uint32 {
+	h := uint32(2166136261)
+	h = (h ^ uint32(kind)) * 16777619
+	for _, c := range key {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
 }
 
-// facilityKey is the index key of a visit at a facility at the unix microsecond at;
-// keys of one facility sort by time.
-func facilityKey(facilityID string, at int64) []byte {
-	k := make([]byte, 0, 1+len(facilityID)+1+8)
-	k = append(k, keyFacility)
-	k = append(k, facilityID...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, uint64(at)^1<<63)
+// appendEntry appends an entry to a bucket.
+func appendEntry(b []byte, kind byte, key []byte, at, rowid int64) []byte {
+	b = append(b, kind)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	if kind == keyFacility {
+		b = binary.AppendVarint(b, at)
+	}
+	return binary.AppendUvarint(b, uint64(rowid))
 }
 
-// entryInsertRows is the most entries one INSERT statement writes.
-const entryInsertRows = 256
+// errBadBucket is a bucket that does not parse: the index file is damaged.
+var errBadBucket = errors.New("visit index bucket is damaged")
+
+// probe is what a lookup looks for: visits with a key of a kind, and for facility
+// keys a visit time in [from, to).
+type probe struct {
+	kind     byte
+	key      []byte
+	from, to int64
+}
+
+// match appends to rowids the rowids of the entries of bucket b that probe p finds.
+func (p *probe) match(b []byte, rowids []int64) ([]int64, error) {
+	err := parseBucket(b, func(kind byte, key []byte, at, rowid int64) {
+		if kind == p.kind && bytes.Equal(key, p.key) && (kind != keyFacility || at >= p.from && at < p.to) {
+			rowids = append(rowids, rowid)
+		}
+	})
+	return rowids, err
+}
+
+// parseBucket calls fn with each entry of bucket b (at is 0 but for facility
+// entries); key is valid only during the call.
+func parseBucket(b []byte, fn func(kind byte, key []byte, at, rowid int64)) error {
+	for len(b) > 0 {
+		kind := b[0]
+		n, k := binary.Uvarint(b[1:])
+		if k <= 0 || n > uint64(len(b)-1-k) || kind != keyDayTag && kind != keyFacility {
+			return errBadBucket
+		}
+		key := b[1+k : 1+k+int(n)]
+		b = b[1+k+int(n):]
+		var at int64
+		if kind == keyFacility {
+			if at, k = binary.Varint(b); k <= 0 {
+				return errBadBucket
+			}
+			b = b[k:]
+		}
+		rowid, k := binary.Uvarint(b)
+		if k <= 0 || rowid > 1<<63-1 {
+			return errBadBucket
+		}
+		b = b[k:]
+		fn(kind, key, at, int64(rowid))
+	}
+	return nil
+}
 
 // visitIndex is the index file and its indexer.
 type visitIndex struct {
@@ -102,8 +171,6 @@ type visitIndex struct {
 	lastRun   atomic.Int64 // unix nanoseconds of the latest run (or of the start)
 	failures  atomic.Int64 // runs that failed
 
-	insertStmt *sql.Stmt // entryInsertRows entries
-
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -118,7 +185,7 @@ func openIndex(ctx context.Context, path string, visits *sql.DB, ledgerID string
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	var err error
 	ix.w, err = sql.Open("sqlite", path+"?_busy_timeout="+busy+"&_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL"+
-		"&_pragma=cache_size(-16384)")
+		"&_pragma=cache_size(-4096)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open index: %w", err)
 	}
@@ -137,8 +204,7 @@ func openIndex(ctx context.Context, path string, visits *sql.DB, ledgerID string
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if ix.r, err = sql.Open("sqlite", path+"?_busy_timeout="+busy+"&_query_only=1&_pragma=cache_size(-8192)"); err != nil {
-		ix.insertStmt.Close()
+	if ix.r, err = sql.Open("sqlite", path+"?_busy_timeout="+busy+"&_query_only=1&_pragma=cache_size(-4096)"); err != nil {
 		ix.w.Close()
 		return nil, fmt.Errorf("sqlite: open index: %w", err)
 	}
@@ -150,37 +216,41 @@ func openIndex(ctx context.Context, path string, visits *sql.DB, ledgerID string
 	return ix, nil
 }
 
-// prepare creates the schema, empties an index that is not this ledger's (or claims
-// visits it does not have), reads the indexed mark and prepares the entry insert.
+// prepare creates the schema, empties an index that is not this ledger's, is of
+// another layout or claims visits the ledger does not have, and reads the indexed
+// mark.
 func (ix *visitIndex) prepare(ctx context.Context, ledgerID string, lastRowid int64) error {
 	tx, err := ix.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: index: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, indexSchema); err != nil {
-		return fmt.Errorf("sqlite: index schema: %w", err)
-	}
 	var have string
-	switch err := tx.QueryRowContext(ctx, `SELECT ledger_id FROM meta`).Scan(&have); {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+	var format int
+	switch err := tx.QueryRowContext(ctx, `SELECT ledger_id, format FROM meta`).Scan(&have, &format); {
+	case err == nil, errors.Is(err, sql.ErrNoRows):
+	case strings.Contains(err.Error(), "no such"):
+		// A new file, or one of a layout without format.
+	default:
 		return fmt.Errorf("sqlite: index: %w", err)
 	}
 	var upto int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_rowid), 0) FROM runs`).Scan(&upto); err != nil {
-		return fmt.Errorf("sqlite: index: %w", err)
-	}
-	if have != ledgerID || upto > lastRowid {
-		if have != "" {
-			ix.log.Warn("visit index does not match the ledger; rebuilding it", "indexed_rowid", upto, "ledger_rowid", lastRowid)
+	if format == indexFormat {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_rowid), 0) FROM runs`).Scan(&upto); err != nil {
+			return fmt.Errorf("sqlite: index: %w", err)
 		}
-		for _, q := range []string{`DELETE FROM entries`, `DELETE FROM runs`, `DELETE FROM meta`} {
+	}
+	if have != ledgerID || format != indexFormat || upto > lastRowid {
+		if have != "" {
+			ix.log.Warn("visit index does not match the ledger; rebuilding it", "format", format, "indexed_rowid", upto, "ledger_rowid", lastRowid)
+		}
+		for _, q := range []string{`DROP TABLE IF EXISTS entries`, `DROP TABLE IF EXISTS buckets`, `DROP TABLE IF EXISTS runs`,
+			`DROP TABLE IF EXISTS meta`, indexSchema} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("sqlite: index reset: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (ledger_id) VALUES (?)`, ledgerID); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (ledger_id, format) VALUES (?, ?)`, ledgerID, indexFormat); err != nil {
 			return fmt.Errorf("sqlite: index reset: %w", err)
 		}
 		upto = 0
@@ -189,11 +259,6 @@ func (ix *visitIndex) prepare(ctx context.Context, ledgerID string, lastRowid in
 		return fmt.Errorf("sqlite: index: %w", err)
 	}
 	ix.upto.Store(upto)
-	row := "(?,?,?)"
-	q := "INSERT INTO entries (run, key, vrow) VALUES " + row + string(bytes.Repeat([]byte(","+row), entryInsertRows-1))
-	if ix.insertStmt, err = ix.w.PrepareContext(ctx, q); err != nil {
-		return fmt.Errorf("sqlite: index prepare: %w", err)
-	}
 	return nil
 }
 
@@ -201,7 +266,6 @@ func (ix *visitIndex) prepare(ctx context.Context, ledgerID string, lastRowid in
 func (ix *visitIndex) close() error {
 	ix.once.Do(func() { close(ix.stop) })
 	<-ix.stopped
-	ix.insertStmt.Close()
 	return errors.Join(ix.r.Close(), ix.w.Close())
 }
 
@@ -301,30 +365,6 @@ func (ix *visitIndex) readVisits(ctx context.Context, first, last int64, limit i
 	return vs, rows.Err()
 }
 
-// entry is one index entry.
-type entry struct {
-	key  []byte
-	vrow int64
-}
-
-// entriesOf returns the sorted index entries of visits.
-func entriesOf(vs []indexed) []entry {
-	es := make([]entry, 0, 2*len(vs))
-	for _, v := range vs {
-		es = append(es, entry{facilityKey(v.facility, v.at), v.rowid})
-		if len(v.dtag) > 0 {
-			es = append(es, entry{dayTagKey(v.dtag), v.rowid})
-		}
-	}
-	slices.SortFunc(es, func(a, b entry) int {
-		if c := bytes.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return int(a.vrow - b.vrow)
-	})
-	return es
-}
-
 // timeRange returns the least and greatest visit time of vs (not empty).
 func timeRange(vs []indexed) (lo, hi int64) {
 	lo, hi = vs[0].at, vs[0].at
@@ -358,17 +398,35 @@ func (ix *visitIndex) indexNext(ctx context.Context) (int, error) {
 }
 
 // writeRun writes the entries of vs as run number run (0: a new run after every
-// other) covering visit rowids [first, last], replacing the run's entries if it
-// exists; with vs empty it deletes the run.
+// other) covering visit rowids [first, last], replacing the run if it exists; with vs
+// empty it deletes the run.
 func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs []indexed) error {
-	es := entriesOf(vs)
+	nb := 0
+	for _, v := range vs {
+		nb++
+		if len(v.dtag) > 0 {
+			nb++
+		}
+	}
+	nb = min(max(nb/bucketEntries, 1), maxBuckets)
+	data := make([][]byte, nb)
+	for _, v := range vs {
+		fk := []byte(v.facility)
+		h := keyHash(keyFacility, fk) % uint32(nb)
+		data[h] = appendEntry(data[h], keyFacility, fk, v.at, v.rowid)
+		if len(v.dtag) > 0 {
+			h := keyHash(keyDayTag, v.dtag) % uint32(nb)
+			data[h] = appendEntry(data[h], keyDayTag, v.dtag, 0, v.rowid)
+		}
+	}
+
 	tx, err := ix.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("index begin: %w", err)
 	}
 	defer tx.Rollback()
 	if run != 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM entries WHERE run = ?`, run); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM buckets WHERE id >= ? AND id < ?`, run<<bucketBits, (run+1)<<bucketBits); err != nil {
 			return fmt.Errorf("index delete run: %w", err)
 		}
 		if len(vs) == 0 {
@@ -380,31 +438,25 @@ func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs [
 	}
 	lo, hi := timeRange(vs)
 	if run == 0 {
-		if err := tx.QueryRowContext(ctx, `INSERT INTO runs (first_rowid, last_rowid, min_at, max_at) VALUES (?, ?, ?, ?)
-			RETURNING run`, first, last, lo, hi).Scan(&run); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO runs (first_rowid, last_rowid, min_at, max_at, buckets)
+			VALUES (?, ?, ?, ?, ?) RETURNING run`, first, last, lo, hi, nb).Scan(&run); err != nil {
 			return fmt.Errorf("index insert run: %w", err)
 		}
-	} else if _, err := tx.ExecContext(ctx, `UPDATE runs SET min_at = ?, max_at = ? WHERE run = ?`, lo, hi, run); err != nil {
+	} else if _, err := tx.ExecContext(ctx, `UPDATE runs SET min_at = ?, max_at = ?, buckets = ? WHERE run = ?`, lo, hi, nb, run); err != nil {
 		return fmt.Errorf("index update run: %w", err)
 	}
-	stmt := tx.StmtContext(ctx, ix.insertStmt)
-	args := make([]any, 0, 3*entryInsertRows)
-	for len(es) > 0 {
-		n := min(len(es), entryInsertRows)
-		args = args[:0]
-		for _, e := range es[:n] {
-			args = append(args, run, e.key, e.vrow)
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO buckets (id, data) VALUES (?, ?)`)
+	if err != nil {
+		return fmt.Errorf("index insert buckets: %w", err)
+	}
+	defer insert.Close()
+	for b, d := range data {
+		if len(d) == 0 {
+			continue
 		}
-		if n == entryInsertRows {
-			_, err = stmt.ExecContext(ctx, args...)
-		} else {
-			q := "INSERT INTO entries (run, key, vrow) VALUES (?,?,?)" + string(bytes.Repeat([]byte(",(?,?,?)"), n-1))
-			_, err = tx.ExecContext(ctx, q, args...)
+		if _, err := insert.ExecContext(ctx, run<<bucketBits|int64(b), d); err != nil {
+			return fmt.Errorf("index insert buckets: %w", err)
 		}
-		if err != nil {
-			return fmt.Errorf("index insert entries: %w", err)
-		}
-		es = es[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index commit: %w", err)
@@ -412,10 +464,10 @@ func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs [
 	return nil
 }
 
-// lookup returns the rowids of the visits indexed under one of keys, or under a key
-// in [lo, hi) when keys is nil, in the runs whose time range meets [from, to), and
-// the highest indexed rowid: visits above it are not in the index yet.
-func (ix *visitIndex) lookup(ctx context.Context, keys [][]byte, lo, hi []byte, from, to int64) ([]int64, int64, error) {
+// lookup returns the rowids of the visits that the probes find in the runs whose
+// time range meets [from, to), and the highest indexed rowid: visits above it are
+// not in the index yet.
+func (ix *visitIndex) lookup(ctx context.Context, probes []probe, from, to int64) ([]int64, int64, error) {
 	tx, err := ix.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, 0, err
@@ -425,38 +477,33 @@ func (ix *visitIndex) lookup(ctx context.Context, keys [][]byte, lo, hi []byte, 
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(last_rowid), 0) FROM runs`).Scan(&upto); err != nil {
 		return nil, 0, err
 	}
-	const inRuns = `run IN (SELECT run FROM runs WHERE max_at >= ? AND min_at < ?)`
-	var rowids []int64
-	scan := func(q string, args ...any) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r int64
-			if err := rows.Scan(&r); err != nil {
-				return err
-			}
-			rowids = append(rowids, r)
-		}
-		return rows.Err()
-	}
-	if keys == nil {
-		err = scan(`SELECT vrow FROM entries WHERE `+inRuns+` AND key >= ? AND key < ?`, from, to, lo, hi)
-	} else {
-		for chunk := range slices.Chunk(keys, 500) {
-			args := []any{from, to}
-			for _, k := range chunk {
-				args = append(args, k)
-			}
-			if err = scan(`SELECT vrow FROM entries WHERE `+inRuns+` AND key IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
-				break
-			}
-		}
-	}
+	stmt, err := tx.PrepareContext(ctx, `SELECT b.data FROM runs r JOIN buckets b ON b.id = (r.run << `+strconv.Itoa(bucketBits)+`) + (?1 % r.buckets)
+		WHERE r.max_at >= ?2 AND r.min_at < ?3`)
 	if err != nil {
 		return nil, 0, err
+	}
+	defer stmt.Close()
+	var rowids []int64
+	for i := range probes {
+		p := &probes[i]
+		rows, err := stmt.QueryContext(ctx, int64(keyHash(p.kind, p.key)), from, to)
+		if err != nil {
+			return nil, 0, err
+		}
+		for rows.Next() {
+			var data []byte
+			if err := rows.Scan(&data); err != nil {
+				rows.Close()
+				return nil, 0, err
+			}
+			if rowids, err = p.match(data, rowids); err != nil {
+				rows.Close()
+				return nil, 0, err
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, 0, err
+		}
 	}
 	return rowids, upto, nil
 }

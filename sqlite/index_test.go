@@ -173,7 +173,8 @@ func (s *testStore) indexFile(t *testing.T) *sql.DB {
 }
 
 // checkIndexFile checks that every entry of the index file names a stored visit
-// under that visit's own key, and returns the numbers of runs and entries.
+// under that visit's own key and time, in the right bucket, and returns the numbers
+// of runs and entries.
 func (s *testStore) checkIndexFile(t *testing.T) (runs, entries int) {
 	t.Helper()
 	ctx := context.Background()
@@ -181,32 +182,24 @@ func (s *testStore) checkIndexFile(t *testing.T) (runs, entries int) {
 	if err := ix.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&runs); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ix.QueryContext(ctx, `SELECT key, vrow FROM entries`)
+	es, err := sqlite.IndexEntries(ctx, ix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
 	visits := s.raw(t)
-	for rows.Next() {
-		var key []byte
-		var vrow int64
-		if err := rows.Scan(&key, &vrow); err != nil {
-			t.Fatal(err)
-		}
-		entries++
+	for _, e := range es {
 		var facility string
 		var dtag []byte
-		if err := visits.QueryRowContext(ctx, `SELECT facility_id, dtag FROM visits WHERE rowid = ?`, vrow).Scan(&facility, &dtag); err != nil {
-			t.Fatalf("index entry %x for visit rowid %d: %v", key, vrow, err)
+		var at int64
+		if err := visits.QueryRowContext(ctx, `SELECT facility_id, dtag, at FROM visits WHERE rowid = ?`, e.Rowid).Scan(&facility, &dtag, &at); err != nil {
+			t.Fatalf("index entry %+v: %v", e, err)
 		}
-		if !bytes.Equal(key, append([]byte{'d'}, dtag...)) && !bytes.HasPrefix(key, append([]byte("f"+facility), 0)) {
-			t.Fatalf("index entry %x for visit rowid %d, whose facility is %s and day tag %x", key, vrow, facility, dtag)
+		ok := e.Kind == 'd' && bytes.Equal(e.Key, dtag) || e.Kind == 'f' && string(e.Key) == facility && e.At == at
+		if !ok || !e.InBucket {
+			t.Fatalf("index entry %+v for a visit at %s at %d with day tag %x", e, facility, at, dtag)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return runs, entries
+	return runs, len(es)
 }
 
 func TestVisitIndexLookups(t *testing.T) {

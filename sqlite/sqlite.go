@@ -133,8 +133,8 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	// Parameters common to every connection; WAL is a property of the file, and
 	// synchronous matters only where commits happen.
 	writerDSN := path + "?_busy_timeout=" + busy + "&_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1" +
-		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
-	readerDSN := path + "?_busy_timeout=" + busy + "&_query_only=1&_pragma=cache_size(-16384)"
+		"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)"
+	readerDSN := path + "?_busy_timeout=" + busy + "&_query_only=1&_pragma=cache_size(-8192)"
 
 	db := &DB{path: path, opts: opts}
 	var err error

@@ -267,11 +267,11 @@ func (db *DB) FindVisitsByDayTags(ctx context.Context, tags [][]byte, from, to t
 	if len(tags) == 0 {
 		return []*kipass.Visit{}, nil
 	}
-	keys := make([][]byte, len(tags))
+	probes := make([]probe, len(tags))
 	for i, t := range tags {
-		keys[i] = dayTagKey(t)
+		probes[i] = probe{kind: keyDayTag, key: t}
 	}
-	rowids, upto, err := db.index.lookup(ctx, keys, nil, nil, micro(from), micro(to))
+	rowids, upto, err := db.index.lookup(ctx, probes, micro(from), micro(to))
 	if err != nil {
 		return nil, fmt.Errorf("find visits by day tags: index: %w", err)
 	}
@@ -296,7 +296,7 @@ func (db *DB) FindVisitsByDayTags(ctx context.Context, tags [][]byte, from, to t
 // FindVisitsAtFacility returns the visits of a facility at or after from and before
 // to, ordered by time and id.
 func (db *DB) FindVisitsAtFacility(ctx context.Context, facilityID string, from, to time.Time) ([]*kipass.Visit, error) {
-	rowids, upto, err := db.index.lookup(ctx, nil, facilityKey(facilityID, micro(from)), facilityKey(facilityID, micro(to)),
+	rowids, upto, err := db.index.lookup(ctx, []probe{{kind: keyFacility, key: []byte(facilityID), from: micro(from), to: micro(to)}},
 		micro(from), micro(to))
 	if err != nil {
 		return nil, fmt.Errorf("find visits at facility: index: %w", err)
