@@ -39,11 +39,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kipass/kipass"
 )
 
 // indexFormat is the layout of the index file; a file of another layout is emptied
@@ -171,6 +175,16 @@ type visitIndex struct {
 	lastRun   atomic.Int64 // unix nanoseconds of the latest run (or of the start)
 	failures  atomic.Int64 // runs that failed
 
+	// runMu is held while a run is built and written, and while the index is purged:
+	// a run built from visits read (or handed over) before a purge destroyed some of
+	// them is written before the purge looks at the runs, never after.
+	runMu sync.Mutex
+
+	// Visits handed over by ingest as it commits them, with consecutive rowids from
+	// buf[0].rowid: a run built from them needs no reading back.
+	bufMu sync.Mutex
+	buf   []indexed
+
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -281,6 +295,35 @@ func (ix *visitIndex) committed(rowid int64) {
 	}
 }
 
+// handoff gives the indexer the visits one transaction inserted, in rowid order with
+// consecutive rowids from first (as one writer's inserts get them), so that their run
+// need not read them back. Visits that do not follow the ones buffered start the
+// buffer again; a run that finds its first visit missing reads the ledger instead.
+func (ix *visitIndex) handoff(first int64, vs []*kipass.Visit) {
+	ix.bufMu.Lock()
+	defer ix.bufMu.Unlock()
+	if n := len(ix.buf); n > 0 && ix.buf[n-1].rowid+1 != first || n+len(vs) > 2*ix.runSize {
+		ix.buf = ix.buf[:0]
+	}
+	for i, v := range vs {
+		ix.buf = append(ix.buf, indexed{rowid: first + int64(i), facility: v.FacilityID, at: v.At.UnixMicro(), dtag: v.DTag})
+	}
+}
+
+// takeBuffered returns up to limit buffered visits from rowid first on, or nil if
+// the buffer does not hold rowid first, and forgets the buffered visits before them.
+func (ix *visitIndex) takeBuffered(first int64, limit int) []indexed {
+	ix.bufMu.Lock()
+	defer ix.bufMu.Unlock()
+	if len(ix.buf) == 0 || first < ix.buf[0].rowid || first > ix.buf[len(ix.buf)-1].rowid {
+		return nil
+	}
+	rest := ix.buf[first-ix.buf[0].rowid:]
+	vs := slices.Clone(rest[:min(limit, len(rest))])
+	ix.buf = append(ix.buf[:0], rest[len(vs):]...)
+	return vs
+}
+
 // lag is how many visit rowids are above the indexed mark.
 func (ix *visitIndex) lag() int64 { return max(ix.lastRowid.Load()-ix.upto.Load(), 0) }
 
@@ -356,6 +399,9 @@ func (ix *visitIndex) readVisits(ctx context.Context, first, last int64, limit i
 	defer rows.Close()
 	var vs []indexed
 	for rows.Next() {
+		if len(vs)%256 == 255 {
+			runtime.Gosched() // see yieldEvery
+		}
 		var v indexed
 		if err := rows.Scan(&v.rowid, &v.facility, &v.at, &v.dtag); err != nil {
 			return nil, err
@@ -377,10 +423,15 @@ func timeRange(vs []indexed) (lo, hi int64) {
 // indexNext writes the next run: up to runSize visits above the indexed mark. It
 // reports how many visits the run holds (0: none were waiting).
 func (ix *visitIndex) indexNext(ctx context.Context) (int, error) {
+	ix.runMu.Lock()
+	defer ix.runMu.Unlock()
 	upto := ix.upto.Load()
-	vs, err := ix.readVisits(ctx, upto+1, -1, ix.runSize)
-	if err != nil {
-		return 0, fmt.Errorf("read visits: %w", err)
+	vs := ix.takeBuffered(upto+1, ix.runSize)
+	if vs == nil {
+		var err error
+		if vs, err = ix.readVisits(ctx, upto+1, -1, ix.runSize); err != nil {
+			return 0, fmt.Errorf("read visits: %w", err)
+		}
 	}
 	if len(vs) == 0 {
 		// Nothing committed above the mark (the rowids in between were rolled back or
@@ -454,6 +505,9 @@ func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs [
 		if len(d) == 0 {
 			continue
 		}
+		if b%32 == 31 {
+			runtime.Gosched() // see yieldEvery
+		}
 		if _, err := insert.ExecContext(ctx, run<<bucketBits|int64(b), d); err != nil {
 			return fmt.Errorf("index insert buckets: %w", err)
 		}
@@ -513,6 +567,12 @@ func (ix *visitIndex) lookup(ctx context.Context, probes []probe, from, to int64
 // and writes again, from the visits left, the runs that held some, so that no key of
 // a destroyed visit stays behind. It reports how many runs it deleted and rewrote.
 func (ix *visitIndex) purge(ctx context.Context, cutoff int64) (deleted, rewritten int, err error) {
+	ix.runMu.Lock()
+	defer ix.runMu.Unlock()
+	// Visits handed over may have been destroyed since: later runs read the ledger.
+	ix.bufMu.Lock()
+	ix.buf = ix.buf[:0]
+	ix.bufMu.Unlock()
 	type span struct{ run, first, last, maxAt int64 }
 	rows, err := ix.r.QueryContext(ctx, `SELECT run, first_rowid, last_rowid, max_at FROM runs WHERE min_at < ? ORDER BY run`, cutoff)
 	if err != nil {

@@ -63,6 +63,9 @@ type Options struct {
 	// IndexRunInterval is how long visits wait at most before they are indexed when
 	// fewer than IndexRunSize arrive (default 1 min).
 	IndexRunInterval time.Duration
+	// WALLimit is the WAL's size in pages past which the background checkpointer
+	// waits for the writer once to start the WAL again (default 16384, 64 MB).
+	WALLimit int
 	// Logger receives the store's own reports: index runs that fail, purges of the
 	// index (default slog.Default()).
 	Logger *slog.Logger
@@ -96,6 +99,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.WALLimit <= 0 {
+		o.WALLimit = 16384
+	}
 	return o
 }
 
@@ -108,6 +114,7 @@ type DB struct {
 
 	ingest *groupcommit.Committer
 	index  *visitIndex
+	ckpt   *checkpointer // the writer's commits never checkpoint themselves
 
 	insertStmts   map[int]*sql.Stmt // multi-row INSERTs by row count
 	lastRowidStmt *sql.Stmt         // the largest rowid in visits
@@ -133,7 +140,7 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	// Parameters common to every connection; WAL is a property of the file, and
 	// synchronous matters only where commits happen.
 	writerDSN := path + "?_busy_timeout=" + busy + "&_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1" +
-		"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)"
+		"&_pragma=cache_size(-16384)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(0)"
 	readerDSN := path + "?_busy_timeout=" + busy + "&_query_only=1&_pragma=cache_size(-8192)"
 
 	db := &DB{path: path, opts: opts}
@@ -160,7 +167,13 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	db.reader.SetMaxOpenConns(opts.ReadConns)
 	db.reader.SetMaxIdleConns(opts.ReadConns)
 	db.reader.SetConnMaxIdleTime(0)
+	if db.ckpt, err = newCheckpointer(path, busy, opts.WALLimit, opts.Logger); err != nil {
+		db.reader.Close()
+		db.writer.Close()
+		return nil, err
+	}
 	if db.index, err = db.openIndex(context.Background(), busy); err != nil {
+		db.ckpt.close()
 		db.reader.Close()
 		db.writer.Close()
 		return nil, err
@@ -200,7 +213,7 @@ func (db *DB) IndexVisits(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.ingest.Close()
-		indexErr := db.index.close()
+		indexErr := errors.Join(db.index.close(), db.ckpt.close())
 		for _, s := range db.insertStmts {
 			s.Close()
 		}

@@ -83,7 +83,12 @@ func (db *DB) commitVisits(ctx context.Context, visits []*kipass.Visit) ([]kipas
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("ingest: commit: %w", err)
 	}
+	db.ckpt.notify()
 	if maxRowid > 0 {
+		if partial == nil {
+			// Every visit of uniq was inserted, in order, with consecutive rowids.
+			db.index.handoff(maxRowid-int64(len(uniq))+1, uniq)
+		}
 		db.index.committed(maxRowid)
 	}
 	return answerVisits(visits, first, partial, inserted, stored)
@@ -488,6 +493,7 @@ func RawInsert(ctx context.Context, db *DB, visits []*kipass.Visit, batch int) e
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("raw insert: %w", err)
 		}
+		db.ckpt.notify()
 		if maxRowid > 0 {
 			db.index.committed(maxRowid)
 		}
