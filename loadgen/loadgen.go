@@ -439,7 +439,6 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-
 // progress draws a one-line progress bar.
 type progress struct {
 	w     io.Writer
