@@ -72,12 +72,16 @@ func newMetrics(s *Server) *metrics {
 		Name: "kipass_ingest_queue_depth",
 		Help: "Batches waiting for the store's group-commit writer.",
 	}, func() float64 { return float64(s.ingestStats().QueueDepth) })
+	indexLag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kipass_visit_index_lag",
+		Help: "Visits committed but not yet in the store's lookup index (SQLite): lookups scan them, and a growing lag means the indexer is failing.",
+	}, func() float64 { return float64(s.ingestStats().IndexLag) })
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kipass_ingest_inflight",
 		Help: "Ingest requests being handled now.",
 	}, func() float64 { return float64(len(s.inflight)) })
 	m.registry.MustRegister(m.visits, m.batchSize, m.commitLatency, m.shed, m.purged, m.purgeRuns,
-		m.httpDuration, m.phoneCheckins, m.traceQueries, queueDepth, inflight,
+		m.httpDuration, m.phoneCheckins, m.traceQueries, queueDepth, indexLag, inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.visitsStored = m.visits.WithLabelValues(kipass.VisitStored)
 	m.visitsDuplicate = m.visits.WithLabelValues(kipass.VisitDuplicate)

@@ -51,6 +51,7 @@ type IngestStatus struct {
 	LastCommitMS    float64 `json:"last_commit_ms"`
 	ShedLastMinute  int64   `json:"shed_last_minute"`
 	InflightBatches int     `json:"inflight_batches"`
+	IndexLag        int64   `json:"index_lag"` // visits not yet in the store's lookup index (SQLite)
 }
 
 // CreateNoticeRequest is the body of POST /v1/notices.
@@ -158,6 +159,7 @@ func (s *Server) checkStatus(ctx context.Context) {
 	in.LastCommitMS = float64(is.LastCommitLatency.Microseconds()) / 1000
 	in.ShedLastMinute = s.shed.lastMinute(now)
 	in.InflightBatches = len(s.inflight)
+	in.IndexLag = is.IndexLag
 	var reasons []string
 	if is.LastCommitLatency > s.Config.CommitLatencyThreshold {
 		reasons = append(reasons, "slow commits")

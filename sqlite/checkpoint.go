@@ -19,7 +19,8 @@ import (
 // the writer instead. The WAL restarts from its beginning only when a writer finds
 // it wholly copied; if back-to-back commits keep that from happening and the WAL
 // passes walLimit pages, a restarting checkpoint waits for the writer once, copies
-// the rest and lets the next transaction start the WAL again.
+// the rest (a passive checkpoint just before has copied nearly all) and lets the
+// next transaction start the WAL again.
 type checkpointer struct {
 	db       *sql.DB // one connection to the database file
 	log      *slog.Logger
@@ -30,6 +31,7 @@ type checkpointer struct {
 	stopped chan struct{}
 	once    sync.Once
 
+	behind      atomic.Bool  // the WAL is past walLimit
 	checkpoints atomic.Int64 // passive checkpoints run
 	restarts    atomic.Int64 // restarting checkpoints run
 }
@@ -89,6 +91,9 @@ func (c *checkpointer) run() {
 		if err := c.checkpoint(ctx); err != nil && ctx.Err() == nil {
 			c.log.Error("WAL checkpoint failed", "err", err)
 		}
+		if c.behind.Load() {
+			continue // past the limit: no pause
+		}
 		select {
 		case <-c.stop:
 			return
@@ -105,7 +110,11 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 		return err
 	}
 	c.checkpoints.Add(1)
-	if frames < c.walLimit {
+	c.behind.Store(frames >= c.walLimit)
+	// A restarting checkpoint holds the writer while it copies what the passive one
+	// left: wait for a passive one that left little, unless the WAL is far past its
+	// limit (back-to-back commits that passive checkpoints cannot catch up with).
+	if frames < c.walLimit || frames-copied > c.walLimit/16 && frames < 4*c.walLimit {
 		return nil
 	}
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied); err != nil {
@@ -115,5 +124,6 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 		return errors.New("restarting checkpoint could not finish: a reader or writer held on")
 	}
 	c.restarts.Add(1)
+	c.behind.Store(false)
 	return nil
 }

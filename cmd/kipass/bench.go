@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -205,6 +206,7 @@ type httpResult struct {
 	commits                int64
 	perCommit              float64
 	peakRSS                int64
+	cores                  float64 // CPU time of the whole process over the phase's wall time
 }
 
 func (r *httpResult) print(w io.Writer) {
@@ -213,6 +215,7 @@ func (r *httpResult) print(w io.Writer) {
 	fmt.Fprintf(w, "  shed (429)               %d requests\n", r.shed)
 	fmt.Fprintf(w, "  commits                  %d (%.0f visits per commit)\n", r.commits, r.perCommit)
 	fmt.Fprintf(w, "  peak RSS (VmHWM)         %.0f MB\n", float64(r.peakRSS)/(1<<20))
+	fmt.Fprintf(w, "  CPU (whole process)      %.2f of %d cores\n", r.cores, runtime.NumCPU())
 }
 
 // benchDevice is one enrolled device of the benchmark.
@@ -387,6 +390,7 @@ func (h *httpBench) measure(ctx context.Context, b *ingestBench, rate float64) (
 		}
 	}
 	before := h.st.IngestStats()
+	cpu0 := processCPU()
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(b.Duration)
@@ -396,6 +400,7 @@ func (h *httpBench) measure(ctx context.Context, b *ingestBench, rate float64) (
 		pprof.StopCPUProfile()
 	}
 	after := h.st.IngestStats()
+	cpu := processCPU() - cpu0
 	peak := peakRSS()
 	stop.Store(true)
 	wg.Wait()
@@ -406,7 +411,7 @@ func (h *httpBench) measure(ctx context.Context, b *ingestBench, rate float64) (
 	r := &httpResult{
 		visits: visits.Load(), requests: requests.Load(), shed: shed.Load(),
 		rate:    float64(visits.Load()) / elapsed.Seconds(),
-		commits: after.Commits - before.Commits, peakRSS: peak,
+		commits: after.Commits - before.Commits, peakRSS: peak, cores: cpu.Seconds() / elapsed.Seconds(),
 	}
 	if len(latencies) > 0 {
 		r.p50, r.p99, r.max = latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1]
@@ -532,6 +537,15 @@ func benchBusinessNumber(i int) string {
 	}
 	sum += int(d[8]-'0') * 5 / 10
 	return d + strconv.Itoa((10-sum%10)%10)
+}
+
+// processCPU returns the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSS returns the process's peak resident set size (VmHWM) in bytes.
