@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"math/big"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,9 +13,9 @@ import (
 	"github.com/kipass/kipass"
 )
 
-// BenchVisits returns n visits shaped like real QR scans (a 26-character id, 16-byte
-// token and day tag, a 60-byte sealed reference) at 1000 facilities within the hour
-// before now, for benchmarks.
+// BenchVisits returns n visits shaped like real QR scans (a time-ordered id made
+// every 20 µs as scanners make them, 16-byte token and day tag, a 60-byte sealed
+// reference) at 1000 facilities within the hour before now, for benchmarks.
 func BenchVisits(n int) []*kipass.Visit {
 	now := time.Now()
 	vs := make([]*kipass.Visit, n)
@@ -26,7 +25,7 @@ func BenchVisits(n int) []*kipass.Visit {
 		b := buf[i*108 : (i+1)*108 : (i+1)*108]
 		fac := i % 1000
 		vs[i] = &kipass.Visit{
-			ID:          ulidLike(now, b[92:108]),
+			ID:          kipass.NewVisitID(now.Add(time.Duration(i-n) * 20 * time.Microsecond)), // as scanners make them
 			FacilityID:  fmt.Sprintf("fac-%04d", fac),
 			DeviceID:    fmt.Sprintf("dev-%04d-1", fac),
 			At:          now.Add(-time.Duration(i%3600) * time.Second),
@@ -40,22 +39,6 @@ func BenchVisits(n int) []*kipass.Visit {
 		}
 	}
 	return vs
-}
-
-// ulidLike returns a 26-character base-32 id: a millisecond time and random bits, as
-// a scanner might make.
-func ulidLike(t time.Time, random []byte) string {
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	n := new(big.Int).SetBytes(random[:10]) // 80 random bits under 48 bits of time
-	n.Or(n, new(big.Int).Lsh(big.NewInt(t.UnixMilli()), 80))
-	out := make([]byte, 26)
-	mod := big.NewInt(32)
-	r := new(big.Int)
-	for i := 25; i >= 0; i-- {
-		n.DivMod(n, mod, r)
-		out[i] = alphabet[r.Int64()]
-	}
-	return string(out)
 }
 
 // BenchStoreVisits stores b.N fresh visits through s.StoreVisits from workers
