@@ -20,9 +20,12 @@ import (
 // it wholly copied; if back-to-back commits keep that from happening and the WAL
 // passes walLimit pages, a restarting checkpoint waits for the writer once, copies
 // the rest (a passive checkpoint just before has copied nearly all) and lets the
-// next transaction start the WAL again.
+// next transaction start the WAL again. It runs on the write connection itself: on
+// its own connection it would wait for a lock that back-to-back commits never leave
+// free (SQLite's busy handler polls; it does not queue).
 type checkpointer struct {
-	db       *sql.DB // one connection to the database file
+	db       *sql.DB // one connection to the database file, for passive checkpoints
+	writer   *sql.DB // the write connection, for restarting ones
 	log      *slog.Logger
 	walLimit int // pages
 
@@ -40,9 +43,9 @@ type checkpointer struct {
 // notice; notices coming faster are merged.
 const checkpointInterval = 50 * time.Millisecond
 
-// newCheckpointer opens the checkpoint connection to the database file at path and
-// starts its goroutine.
-func newCheckpointer(path, busy string, walLimit int, log *slog.Logger) (*checkpointer, error) {
+// newCheckpointer opens the checkpoint connection to the database file at path,
+// whose write connection is writer, and starts its goroutine.
+func newCheckpointer(path, busy string, writer *sql.DB, walLimit int, log *slog.Logger) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", path+"?_busy_timeout="+busy+"&_synchronous=FULL&_pragma=cache_size(-256)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
@@ -50,7 +53,7 @@ func newCheckpointer(path, busy string, walLimit int, log *slog.Logger) (*checkp
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(0)
-	c := &checkpointer{db: db, log: log, walLimit: walLimit,
+	c := &checkpointer{db: db, writer: writer, log: log, walLimit: walLimit,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go c.run()
 	return c, nil
@@ -117,7 +120,7 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 	if frames < c.walLimit || frames-copied > c.walLimit/16 && frames < 4*c.walLimit {
 		return nil
 	}
-	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied); err != nil {
+	if err := c.writer.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied); err != nil {
 		return err
 	}
 	if busy != 0 {

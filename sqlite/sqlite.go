@@ -167,7 +167,7 @@ func OpenOptions(path string, opts Options) (*DB, error) {
 	db.reader.SetMaxOpenConns(opts.ReadConns)
 	db.reader.SetMaxIdleConns(opts.ReadConns)
 	db.reader.SetConnMaxIdleTime(0)
-	if db.ckpt, err = newCheckpointer(path, busy, opts.WALLimit, opts.Logger); err != nil {
+	if db.ckpt, err = newCheckpointer(path, busy, db.writer, opts.WALLimit, opts.Logger); err != nil {
 		db.reader.Close()
 		db.writer.Close()
 		return nil, err
