@@ -21,4 +21,3 @@ func TestBenchVisits(t *testing.T) {
 		}
 	}
 }
-
