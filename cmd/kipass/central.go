@@ -264,7 +264,7 @@ func (m *centralMain) openStore(ctx context.Context) (centralStore, error) {
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
 	}
-	db, err := sqlite.OpenOptions(filepath.Join(m.DataDir, CentralDBFile), sqlite.Options{QueueSize: m.QueueSize, Now: m.Now})
+	db, err := sqlite.OpenOptions(filepath.Join(m.DataDir, CentralDBFile), sqlite.Options{QueueSize: m.QueueSize, Now: m.Now, Logger: m.logger})
 	if err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
 	}
