@@ -11,11 +11,14 @@ package sqlite
 // make time-ordered, and the visit time), and a second file, the index file
 // (<path>.index), holds runs: every RunSize visits, or every RunInterval when fewer
 // arrive, the indexer goroutine reads the visits not yet indexed and writes their
-// keys (day tag; facility and time) as one run, hashed into buckets of about 128
+// keys (day tag; facility and time) as one run, hashed into buckets of about 32
 // entries, each bucket one row. A run is a few hundred rows written after every
 // other run, so it fills pages as appends do, on its own connection to its own file:
 // ingest never waits for it, and indexing costs about a tenth of what one B-tree
 // entry per key did.
+//
+// Runs cut by time when visits arrive slowly are small; the indexer merges the last
+// two while they are small and alike in size (mergeLast), so runs stay few.
 //
 // A lookup reads, in each run whose visits' time range meets the query window, the
 // bucket its key hashes to and keeps the entries with that key; it scans the visits
@@ -52,10 +55,10 @@ import (
 
 // indexFormat is the layout of the index file; a file of another layout is emptied
 // and rebuilt.
-const indexFormat = 2
+const indexFormat = 3
 
 // indexSchema creates the index file's tables. A run is the visits with rowids in
-// [first_rowid, last_rowid]; min_at and max_at bound their times, and its entries
+// [first_rowid, last_rowid], visits of them; min_at and max_at bound their times, and its entries
 // are hashed into buckets rows, bucket b of run r being row r<<16 | b.
 const indexSchema = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -68,7 +71,8 @@ CREATE TABLE IF NOT EXISTS runs (
 	last_rowid  INTEGER NOT NULL,
 	min_at      INTEGER NOT NULL,
 	max_at      INTEGER NOT NULL,
-	buckets     INTEGER NOT NULL
+	buckets     INTEGER NOT NULL,
+	visits      INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS buckets (
 	id   INTEGER PRIMARY KEY,
@@ -85,7 +89,7 @@ const (
 
 // Buckets: about bucketEntries entries each, at most maxBuckets in a run.
 const (
-	bucketEntries = 128
+	bucketEntries = 32
 	maxBuckets    = 4096
 	bucketBits    = 16 // bucket b of run r is row r<<bucketBits | b
 )
@@ -445,13 +449,60 @@ func (ix *visitIndex) indexNext(ctx context.Context) (int, error) {
 	}
 	ix.upto.Store(last)
 	ix.lastRun.Store(time.Now().UnixNano())
+	if err := ix.mergeLast(ctx); err != nil {
+		return len(vs), fmt.Errorf("merge runs: %w", err)
+	}
 	return len(vs), nil
 }
 
+// mergeLast merges the last two runs into one while together they hold at most
+// runSize visits and the older is at most twice the newer. When visits arrive slowly
+// runs are cut by RunInterval and hold few visits, and a lookup reads one bucket per
+// run: merged like a binary counter, a day of minute runs becomes a handful, each
+// visit rewritten a few times (read back from the ledger). Full runs never merge.
+func (ix *visitIndex) mergeLast(ctx context.Context) error {
+	type span struct{ run, first, last, visits int64 }
+	for {
+		rows, err := ix.w.QueryContext(ctx, `SELECT run, first_rowid, last_rowid, visits FROM runs ORDER BY run DESC LIMIT 2`)
+		if err != nil {
+			return err
+		}
+		var ss []span
+		for rows.Next() {
+			var x span
+			if err := rows.Scan(&x.run, &x.first, &x.last, &x.visits); err != nil {
+				rows.Close()
+				return err
+			}
+			ss = append(ss, x)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		if len(ss) < 2 {
+			return nil
+		}
+		newer, older := ss[0], ss[1]
+		if older.visits+newer.visits > int64(ix.runSize) || older.visits > 2*newer.visits {
+			return nil
+		}
+		vs, err := ix.readVisits(ctx, older.first, newer.last, 0)
+		if err != nil {
+			return err
+		}
+		if err := ix.writeRun(ctx, older.run, older.first, newer.last, vs, newer.run); err != nil {
+			return err
+		}
+		if len(vs) == 0 {
+			return nil // both emptied by a purge: nothing left to merge
+		}
+	}
+}
+
 // writeRun writes the entries of vs as run number run (0: a new run after every
-// other) covering visit rowids [first, last], replacing the run if it exists; with vs
-// empty it deletes the run.
-func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs []indexed) error {
+// other) covering visit rowids [first, last], replacing the run if it exists, and
+// deletes the runs in drop, in one transaction; with vs empty it deletes the run.
+func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs []indexed, drop ...int64) error {
 	nb := 0
 	for _, v := range vs {
 		nb++
@@ -476,24 +527,33 @@ func (ix *visitIndex) writeRun(ctx context.Context, run, first, last int64, vs [
 		return fmt.Errorf("index begin: %w", err)
 	}
 	defer tx.Rollback()
-	if run != 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM buckets WHERE id >= ? AND id < ?`, run<<bucketBits, (run+1)<<bucketBits); err != nil {
+	if run != 0 && len(vs) == 0 {
+		drop = append(drop, run)
+	}
+	for _, r := range append(drop, run) {
+		if r == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM buckets WHERE id >= ? AND id < ?`, r<<bucketBits, (r+1)<<bucketBits); err != nil {
 			return fmt.Errorf("index delete run: %w", err)
 		}
-		if len(vs) == 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run = ?`, run); err != nil {
-				return fmt.Errorf("index delete run: %w", err)
-			}
-			return tx.Commit()
+	}
+	for _, r := range drop {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run = ?`, r); err != nil {
+			return fmt.Errorf("index delete run: %w", err)
 		}
+	}
+	if len(vs) == 0 {
+		return tx.Commit()
 	}
 	lo, hi := timeRange(vs)
 	if run == 0 {
-		if err := tx.QueryRowContext(ctx, `INSERT INTO runs (first_rowid, last_rowid, min_at, max_at, buckets)
-			VALUES (?, ?, ?, ?, ?) RETURNING run`, first, last, lo, hi, nb).Scan(&run); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO runs (first_rowid, last_rowid, min_at, max_at, buckets, visits)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING run`, first, last, lo, hi, nb, len(vs)).Scan(&run); err != nil {
 			return fmt.Errorf("index insert run: %w", err)
 		}
-	} else if _, err := tx.ExecContext(ctx, `UPDATE runs SET min_at = ?, max_at = ?, buckets = ? WHERE run = ?`, lo, hi, nb, run); err != nil {
+	} else if _, err := tx.ExecContext(ctx, `UPDATE runs SET first_rowid = ?, last_rowid = ?, min_at = ?, max_at = ?, buckets = ?,
+		visits = ? WHERE run = ?`, first, last, lo, hi, nb, len(vs), run); err != nil {
 		return fmt.Errorf("index update run: %w", err)
 	}
 	insert, err := tx.PrepareContext(ctx, `INSERT INTO buckets (id, data) VALUES (?, ?)`)

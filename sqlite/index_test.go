@@ -408,3 +408,27 @@ func nullable(b []byte) any {
 	}
 	return b
 }
+
+// Runs cut by time hold few visits; the indexer merges them, so that lookups read few
+// buckets, and the merged runs still name every visit under its own keys.
+func TestVisitIndexMergesSmallRuns(t *testing.T) {
+	ctx := context.Background()
+	s := openStoreOptions(t, filepath.Join(t.TempDir(), "central.db"), sqlite.Options{IndexRunSize: 64, IndexRunInterval: time.Hour})
+	m := newIndexModel(0)
+	for range 40 {
+		store(t, s, m.add(8))
+		if err := s.IndexVisits(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, entries := s.checkIndexFile(t)
+	// 320 visits: five full runs of 64 and none left over, or a few more on the way.
+	if runs > 9 || entries < 320 {
+		t.Fatalf("%d runs, %d entries for 40 runs of 8 visits with runs of 64 at most", runs, entries)
+	}
+	var biggest int
+	if err := s.indexFile(t).QueryRowContext(ctx, `SELECT MAX(visits) FROM runs`).Scan(&biggest); err != nil || biggest > 64 {
+		t.Fatalf("largest run %d visits (%v), at most 64", biggest, err)
+	}
+	m.check(t, s, time.Time{})
+}
