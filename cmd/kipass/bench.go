@@ -70,6 +70,7 @@ type ingestBench struct {
 	QueueSize   int
 	CPUProfile  string
 	Rate        float64
+	Preload     int
 }
 
 // ParseFlags reads the benchmark's flags.
@@ -86,13 +87,14 @@ func (b *ingestBench) ParseFlags(args []string) error {
 	fs.IntVar(&b.QueueSize, "queue-size", 10_000, "the store's ingest queue, in visits")
 	fs.Float64Var(&b.Rate, "rate", 0, "visits/s offered in the paced phase (default: 50000, or 80% of the saturation rate if that is lower)")
 	fs.StringVar(&b.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured HTTP run to this file")
+	fs.IntVar(&b.Preload, "preload", 0, "visits stored (raw inserts, then indexed) over the 27 days before each HTTP phase, so that it runs on a full ledger")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usageErrorf("%v", err)
 	}
-	if b.Devices <= 0 || b.Batch <= 0 || b.Batch > kiphttp.MaxBatchSize || b.Duration <= 0 {
+	if b.Devices <= 0 || b.Batch <= 0 || b.Batch > kiphttp.MaxBatchSize || b.Duration <= 0 || b.Preload < 0 {
 		return usageErrorf("--devices, --batch (1-1000) and --duration must be positive")
 	}
 	return nil
@@ -248,6 +250,10 @@ func (b *ingestBench) startHTTP(ctx context.Context, dir, name string) (*httpBen
 		return nil, err
 	}
 	h.st, h.cleanup = st, append(h.cleanup, cleanup)
+	if err := b.preload(ctx, st); err != nil {
+		h.close()
+		return nil, fmt.Errorf("preload: %w", err)
+	}
 	signed, bundle, err := benchBundle()
 	if err != nil {
 		h.close()
@@ -448,6 +454,44 @@ func (b *ingestBench) runRaw(ctx context.Context, dir string, batch int) (float6
 		return 0, err
 	}
 	return float64(len(vs)) / time.Since(start).Seconds(), nil
+}
+
+// preload stores b.Preload visits spread over the 27 days before now, with ids made
+// as scanners make them at those times, in raw transactions of 5000, and on SQLite
+// brings the visit index up to date, printing progress.
+func (b *ingestBench) preload(ctx context.Context, st benchStore) error {
+	if b.Preload == 0 {
+		return nil
+	}
+	start := time.Now()
+	span := 27 * 24 * time.Hour
+	gens := make([]*batchGen, b.Devices)
+	for i := range gens {
+		gens[i] = newBatchGen("f-pre-"+strconv.Itoa(i/devicesPerFacility), 1)
+	}
+	const chunk = 100_000
+	for done := 0; done < b.Preload; done += chunk {
+		n := min(chunk, b.Preload-done)
+		vs := make([]*kipass.Visit, n)
+		for i := range vs {
+			k := done + i
+			at := start.Add(-span + time.Duration(float64(span)*float64(k)/float64(b.Preload)))
+			vs[i] = gens[k%len(gens)].visit(at)
+			vs[i].DeviceID = "d-pre-" + strconv.Itoa(k%len(gens))
+		}
+		if err := st.rawInsert(ctx, vs, 5000); err != nil {
+			return err
+		}
+		fmt.Fprintf(b.env.Stderr, "\rpreloading: %d of %d visits", done+n, b.Preload)
+	}
+	if s, ok := st.(sqliteBench); ok {
+		fmt.Fprintf(b.env.Stderr, ", indexing")
+		if err := s.IndexVisits(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(b.env.Stderr, " (%s)\n", time.Since(start).Round(time.Second))
+	return nil
 }
 
 // devicesPerFacility is how many of the benchmark's devices share a facility.
