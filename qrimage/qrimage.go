@@ -12,7 +12,8 @@ import (
 	"io"
 
 	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/kipass/kipass/internal/qrread"
 )
 
 // Decode reads an image and returns the text of the QR code in it.
@@ -30,10 +31,9 @@ func DecodeImage(img image.Image) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("qr: %w", err)
 	}
-	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
+	text, err := qrread.Read(bmp)
 	if err != nil {
 		return "", fmt.Errorf("no QR code found: %w", err)
 	}
-	return res.GetText(), nil
+	return text, nil
 }

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/kipass/kipass"
+	"github.com/kipass/kipass/internal/qrread"
 	"github.com/kipass/kipass/policy"
 	"github.com/kipass/kipass/scanner"
 	"github.com/kipass/kipass/seal"
@@ -31,16 +31,15 @@ import (
 const RefusalNoBundle = "no_bundle"
 
 // engine is the scanner state the page keeps for its lifetime: the verified bundle,
-// the scanner with its replay cache, and the QR reader with its frame buffer.
+// the scanner with its replay cache, and the frame buffer of the QR reader.
 type engine struct {
 	bundle *trust.Bundle
 	sc     *scanner.Scanner
-	reader gozxing.Reader
 	frame  lumSource
 }
 
 func newEngine() *engine {
-	return &engine{reader: qrcode.NewQRCodeReader()}
+	return &engine{}
 }
 
 // loadBundle verifies signed bundle bytes against the base64 root key and, when they
@@ -158,11 +157,11 @@ func (e *engine) decodeQR(lum []byte, width, height int) string {
 	if err != nil {
 		return ""
 	}
-	res, err := e.reader.Decode(bmp, nil)
+	text, err := qrread.Read(bmp)
 	if err != nil {
 		return ""
 	}
-	return res.GetText()
+	return text
 }
 
 // sealPhone normalizes a Korean phone number and seals it to the authority's key from
