@@ -280,7 +280,22 @@ func (db *DB) FindVisitsByDayTags(ctx context.Context, tags [][]byte, from, to t
 	if err != nil {
 		return nil, fmt.Errorf("find visits by day tags: index: %w", err)
 	}
+	// The indexed visits are read once, whatever the number of tags, and kept if
+	// their day tag is one asked for.
+	indexed := newVisitSet()
+	if err := db.findIndexed(ctx, indexed, rowids, `at >= ? AND at < ?`, []any{micro(from), micro(to)}); err != nil {
+		return nil, fmt.Errorf("find visits by day tags: %w", err)
+	}
+	want := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		want[string(t)] = true
+	}
 	found := newVisitSet()
+	for id, v := range indexed.byID {
+		if want[string(v.DTag)] {
+			found.byID[id] = v
+		}
+	}
 	for chunk := range slices.Chunk(tags, 500) {
 		args := make([]any, 0, len(chunk)+3)
 		for _, t := range chunk {
@@ -288,9 +303,6 @@ func (db *DB) FindVisitsByDayTags(ctx context.Context, tags [][]byte, from, to t
 		}
 		cond := `dtag IN (` + placeholders(len(chunk)) + `) AND at >= ? AND at < ?`
 		args = append(args, micro(from), micro(to))
-		if err := db.findIndexed(ctx, found, rowids, cond, args); err != nil {
-			return nil, fmt.Errorf("find visits by day tags: %w", err)
-		}
 		if err := found.add(queryVisits(ctx, db.reader, db.unindexedQuery(upto)+cond, append([]any{upto}, args...)...)); err != nil {
 			return nil, fmt.Errorf("find visits by day tags: %w", err)
 		}
